@@ -1,0 +1,270 @@
+// The local stand-in for the Supabase API gateway + edge runtime, on API_PORT (54321):
+//   GET  /auth/v1/.well-known/jwks.json   the stack's public signing keys (what hosted Auth publishes)
+//   ANY  /functions/v1/<name>[/...]       runs supabase/functions/<name>/index.ts, one process per function
+// As on the platform, a JWT signed by the project (HS256 with the JWT secret, or ES256 with the stack's
+// signing key) is required before the function runs unless config.toml says `verify_jwt = false`;
+// OPTIONS preflights pass through. Functions get the platform's env vars plus supabase/functions/.env.
+// A change under supabase/functions/ or to config.toml restarts the functions on their next request.
+import { createLocalJWKSet, decodeProtectedHeader, type JWK, jwtVerify } from "npm:jose@6.2.18";
+import { parse as parseToml } from "npm:smol-toml@1.4.2";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
+const CONFIG_FILE = join(ROOT, "supabase", "config.toml");
+const ENV_FILE = join(FUNCTIONS_DIR, ".env");
+const WORKER = join(ROOT, "scripts", "stack", "function-worker.ts");
+
+const env = (name: string) => {
+  const v = Deno.env.get(name);
+  if (!v) throw new Error(`${name} is required`);
+  return v;
+};
+const port = Number(env("API_PORT"));
+const dbUrl = env("DB_URL");
+const keys = JSON.parse(await Deno.readTextFile(env("KEYS_FILE"))) as {
+  jwt_secret: string;
+  anon_key: string;
+  service_role_key: string;
+  upstash_token: string;
+  signing_jwk: JWK & { kid: string };
+};
+const apiUrl = `http://127.0.0.1:${port}`;
+const localServices: Record<string, string> = {
+  UPSTASH_REDIS_REST_URL: env("UPSTASH_URL"),
+  UPSTASH_REDIS_REST_TOKEN: keys.upstash_token,
+};
+
+// ---------------------------------------------------------------------------------------------- logs
+function log(level: "info" | "warn" | "error", msg: string, extra: Record<string, unknown> = {}) {
+  console.log(JSON.stringify({ time: new Date().toISOString(), level, service: "functions-server", msg, ...extra }));
+}
+
+// ----------------------------------------------------------------------------------------------- JWT
+const { d: _private, ...publicJwk } = keys.signing_jwk;
+const jwks = { keys: [publicJwk] };
+const localJwks = createLocalJWKSet(jwks);
+const hsSecret = new TextEncoder().encode(keys.jwt_secret);
+
+async function verifyPlatformJwt(authorization: string | null): Promise<string | null> {
+  const token = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  if (!token) return "Missing authorization header";
+  try {
+    const { alg } = decodeProtectedHeader(token);
+    if (alg === "HS256") await jwtVerify(token, hsSecret, { algorithms: ["HS256"] });
+    else await jwtVerify(token, localJwks, { algorithms: ["ES256"] });
+    return null;
+  } catch {
+    return "Invalid JWT";
+  }
+}
+
+// ------------------------------------------------------------------------------------------- config
+type FunctionConfig = { verify_jwt?: boolean };
+let functionConfig: Record<string, FunctionConfig> = {};
+async function loadConfig() {
+  try {
+    const parsed = parseToml(await Deno.readTextFile(CONFIG_FILE)) as { functions?: Record<string, FunctionConfig> };
+    functionConfig = parsed.functions ?? {};
+  } catch (e) {
+    log("error", "cannot read supabase/config.toml", { error: String(e) });
+  }
+}
+await loadConfig();
+const verifyJwtFor = (name: string) => functionConfig[name]?.verify_jwt ?? true;
+
+function parseDotenv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = line.match(/^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/);
+    if (!m) continue;
+    let value = m[2];
+    const quoted = value.match(/^(['"])(.*)\1$/);
+    if (quoted) value = quoted[1] === '"' ? quoted[2].replace(/\\n/g, "\n") : quoted[2];
+    else value = value.replace(/\s+#.*$/, "");
+    out[m[1]] = value;
+  }
+  return out;
+}
+
+async function functionEnv(): Promise<Record<string, string>> {
+  let secrets: Record<string, string> = {};
+  try {
+    secrets = parseDotenv(await Deno.readTextFile(ENV_FILE));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const passThrough: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "DENO_NO_UPDATE_CHECK", "TZ", "LANG"]) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) passThrough[name] = v;
+  }
+  return {
+    ...passThrough,
+    // The local stack's own services, unless supabase/functions/.env points elsewhere.
+    ...localServices,
+    ...secrets,
+    // The platform's own variables win over .env, as on a hosted project.
+    SUPABASE_URL: apiUrl,
+    SUPABASE_ANON_KEY: keys.anon_key,
+    SUPABASE_SERVICE_ROLE_KEY: keys.service_role_key,
+    SUPABASE_DB_URL: dbUrl,
+    SB_EXECUTION_ID: crypto.randomUUID(),
+  };
+}
+
+// ------------------------------------------------------------------------------------------ workers
+type Worker = { child: Deno.ChildProcess; port: Promise<number> };
+const workers = new Map<string, Worker>();
+const DENO = Deno.execPath();
+
+async function pipeLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let i;
+    while ((i = buffered.indexOf("\n")) >= 0) {
+      onLine(buffered.slice(0, i));
+      buffered = buffered.slice(i + 1);
+    }
+  }
+  if (buffered) onLine(buffered);
+}
+
+async function startWorker(name: string): Promise<Worker> {
+  const entry = join(FUNCTIONS_DIR, name, "index.ts");
+  const child = new Deno.Command(DENO, {
+    args: ["run", "--allow-all", "--quiet", "--no-prompt", WORKER, entry],
+    cwd: join(FUNCTIONS_DIR, name),
+    env: await functionEnv(),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let resolvePort!: (p: number) => void;
+  let rejectPort!: (e: Error) => void;
+  const portPromise = new Promise<number>((res, rej) => {
+    resolvePort = res;
+    rejectPort = rej;
+  });
+  const timer = setTimeout(() => rejectPort(new Error("boot timeout")), 60_000);
+  pipeLines(child.stdout, (line) => {
+    const ready = line.startsWith('{"worker_ready"') ? JSON.parse(line).worker_ready : undefined;
+    if (typeof ready === "number") resolvePort(ready);
+    else console.log(line);
+  });
+  pipeLines(child.stderr, (line) => console.log(line));
+  const worker: Worker = { child, port: portPromise };
+  child.status.then((status) => {
+    clearTimeout(timer);
+    rejectPort(new Error(`exited with code ${status.code}`));
+    if (workers.get(name) === worker) workers.delete(name);
+    log(status.success ? "info" : "warn", "function stopped", { function: name, code: status.code });
+  });
+  portPromise.then(() => clearTimeout(timer), () => {});
+  log("info", "function starting", { function: name });
+  return worker;
+}
+
+function stopAll() {
+  for (const [name, w] of workers) {
+    workers.delete(name);
+    try {
+      w.child.kill("SIGTERM");
+    } catch { /* already gone */ }
+  }
+}
+
+async function functionExists(name: string) {
+  try {
+    return (await Deno.stat(join(FUNCTIONS_DIR, name, "index.ts"))).isFile;
+  } catch {
+    return false;
+  }
+}
+
+// ----------------------------------------------------------------------------------------- watching
+(async () => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watcher = Deno.watchFs([FUNCTIONS_DIR, CONFIG_FILE], { recursive: true });
+  for await (const event of watcher) {
+    if (event.paths.every((p) => p.includes(`${FUNCTIONS_DIR}/tests/`))) continue;
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      await loadConfig();
+      stopAll();
+      log("info", "functions changed: restarting on next request");
+    }, 150);
+  }
+})();
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, () => {
+    stopAll();
+    Deno.exit(0);
+  });
+}
+
+// ------------------------------------------------------------------------------------------- server
+const json = (status: number, body: unknown, headers: HeadersInit = {}) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+
+const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"];
+
+Deno.serve({ hostname: "127.0.0.1", port, onListen: () => log("info", "listening", { port }) }, async (req, info) => {
+  const url = new URL(req.url);
+  if (url.pathname === "/auth/v1/.well-known/jwks.json") {
+    return json(200, jwks, { "cache-control": "public, max-age=600" });
+  }
+  const m = url.pathname.match(/^\/functions\/v1\/([A-Za-z0-9_-]+)(\/.*)?$/);
+  if (!m) return json(404, { code: 404, message: "Not found" });
+  const name = m[1];
+  if (name.startsWith("_") || name === "tests" || !(await functionExists(name))) {
+    return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+  }
+  if (req.method !== "OPTIONS" && verifyJwtFor(name)) {
+    const problem = await verifyPlatformJwt(req.headers.get("authorization"));
+    if (problem) return json(401, { code: 401, message: problem });
+  }
+
+  let worker = workers.get(name);
+  if (!worker) {
+    worker = await startWorker(name);
+    workers.set(name, worker);
+  }
+  let workerPort: number;
+  try {
+    workerPort = await worker.port;
+  } catch (e) {
+    log("error", "function failed to start", { function: name, error: String(e) });
+    return json(503, { code: "BOOT_ERROR", message: "Function failed to start (please check logs)" });
+  }
+
+  const headers = new Headers(req.headers);
+  for (const h of HOP_BY_HOP) headers.delete(h);
+  headers.set("accept-encoding", "identity");
+  headers.set("x-forwarded-for", info.remoteAddr.hostname);
+  headers.set("x-forwarded-host", url.host);
+  headers.set("x-forwarded-proto", "http");
+  try {
+    const upstream = await fetch(`http://127.0.0.1:${workerPort}/${name}${m[2] ?? ""}${url.search}`, {
+      method: req.method,
+      headers,
+      body: req.body,
+      redirect: "manual",
+      signal: req.signal,
+    });
+    const outHeaders = new Headers(upstream.headers);
+    for (const h of ["connection", "keep-alive", "transfer-encoding"]) outHeaders.delete(h);
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: outHeaders });
+  } catch (e) {
+    if (req.signal.aborted) return new Response(null, { status: 499 });
+    log("error", "function request failed", { function: name, error: String(e) });
+    return json(502, { code: "WORKER_ERROR", message: "Function exited before responding" });
+  }
+});

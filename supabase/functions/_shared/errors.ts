@@ -1,0 +1,45 @@
+// One error shape for every function: `{ "error": { "code", "message" } }`, and one table from error
+// code to HTTP status. Handlers throw HttpError (or return errorResponse); nothing else reaches a client.
+
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  unauthorized: 401,
+  payment_required: 402,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  upstream_error: 502,
+  service_unavailable: 503,
+  upstream_timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+export type ErrorBody = { error: { code: ErrorCode; message: string } };
+
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { error: { code, message } };
+}
+
+/** Renders any thrown value as the client may see it: HttpErrors as they are, anything else as a bare 500. */
+export function toHttpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  return new HttpError("internal_error", "Internal error");
+}

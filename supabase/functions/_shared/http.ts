@@ -1,0 +1,103 @@
+// The HTTP layer every function is built on. `withHttp` wraps a handler with, in order:
+//   request id (x-request-id in, or a new one) → CORS preflight → method check (405) → the handler →
+//   one JSON error shape for anything thrown → security + CORS headers → one structured access-log line.
+// Handlers read top to bottom: validate → authenticate → limit → act → respond.
+import { corsHeaders, isPreflight, preflightHeaders } from "./cors.ts";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+export type RequestContext = {
+  readonly requestId: string;
+  readonly log: Logger;
+  readonly url: URL;
+};
+
+export type Handler<C extends RequestContext = RequestContext> = (
+  req: Request,
+  ctx: C,
+) => Response | Promise<Response>;
+
+export type HttpOptions = {
+  /** The function's name, as deployed (used in logs). */
+  name: string;
+  /** The methods the function answers; anything else is a 405. HEAD is allowed wherever GET is. */
+  methods: readonly string[];
+};
+
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "strict-transport-security": "max-age=63072000; includeSubDomains",
+  "cross-origin-resource-policy": "same-site",
+};
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+export function json(body: unknown, init: { status?: number; headers?: HeadersInit } = {}): Response {
+  const headers = new Headers(init.headers);
+  headers.set("content-type", "application/json; charset=utf-8");
+  return new Response(JSON.stringify(body), { status: init.status ?? 200, headers });
+}
+
+export function errorResponse(error: HttpError): Response {
+  return json(errorBody(error.code, error.message), { status: error.status, headers: error.headers });
+}
+
+function finish(res: Response, requestId: string, origin: string | null): Response {
+  // Responses from fetch() have immutable headers; copy into a fresh Response only when needed.
+  let out = res;
+  try {
+    out.headers.set("x-request-id", requestId);
+  } catch {
+    out = new Response(res.body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    out.headers.set("x-request-id", requestId);
+  }
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!out.headers.has(k)) out.headers.set(k, v);
+  if (!out.headers.has("cache-control")) out.headers.set("cache-control", "no-store");
+  for (const [k, v] of Object.entries(corsHeaders(origin))) out.headers.set(k, v);
+  return out;
+}
+
+export function withHttp(options: HttpOptions, handler: Handler): (req: Request) => Promise<Response> {
+  const methods = options.methods.includes("GET") && !options.methods.includes("HEAD")
+    ? [...options.methods, "HEAD"]
+    : [...options.methods];
+  const baseLog = createLogger({ fn: options.name });
+
+  return async (req: Request): Promise<Response> => {
+    const started = performance.now();
+    const incoming = req.headers.get("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const url = new URL(req.url);
+    const log = baseLog.child({ request_id: requestId });
+    const origin = req.headers.get("origin");
+
+    let res: Response;
+    try {
+      if (isPreflight(req)) {
+        const headers = preflightHeaders(req, methods);
+        if (!headers) throw new HttpError("forbidden", "Origin not allowed");
+        res = new Response(null, { status: 204, headers });
+      } else if (!methods.includes(req.method)) {
+        throw new HttpError("method_not_allowed", `Method ${req.method} not allowed`, { allow: methods.join(", ") });
+      } else {
+        res = await handler(req, { requestId, log, url });
+      }
+    } catch (e) {
+      const error = toHttpError(e);
+      if (error.status >= 500) log.error("request failed", { error: e instanceof Error ? e : String(e) });
+      res = errorResponse(error);
+    }
+
+    const out = finish(res, requestId, origin);
+    log.info("request", {
+      method: req.method,
+      path: url.pathname,
+      status: out.status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+    return out;
+  };
+}
