@@ -200,6 +200,11 @@ async function functionExists(name: string) {
   }
 })();
 
+// SIGHUP (sent by db:reset): restart the functions so they reconnect to the new database.
+Deno.addSignalListener("SIGHUP", () => {
+  stopAll();
+  log("info", "SIGHUP: restarting functions on next request");
+});
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, () => {
     stopAll();

@@ -112,7 +112,8 @@ UPSTASH_TOKEN="$(key upstash_token)"
 export UPSTASH_PORT REDIS_PORT UPSTASH_TOKEN
 start_deno_service upstash "$UPSTASH_PORT" scripts/stack/upstash-rest.ts
 
-# 6. Edge functions.
+# 6. Edge functions (their secrets: supabase/functions/.env, made from .env.example the first time).
+[ -f supabase/functions/.env ] || cp supabase/functions/.env.example supabase/functions/.env
 export API_PORT DB_URL UPSTASH_URL KEYS_FILE
 start_deno_service functions "$API_PORT" scripts/stack/functions-server.ts
 

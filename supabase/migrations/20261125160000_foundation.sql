@@ -1,6 +1,8 @@
 -- Foundation: the conventions every later migration relies on.
---   * default-deny EXECUTE: functions created by postgres are not executable by PUBLIC, anon or
---     authenticated unless a migration grants it explicitly (service_role keeps its default);
+--   * default-deny: functions created by postgres are not executable by PUBLIC, anon or authenticated,
+--     and new tables and sequences in public give anon and authenticated nothing, unless a migration
+--     grants it explicitly (service_role keeps the platform default in public; in private it has
+--     USAGE only, so a service function there is granted to it by name);
 --   * the `private` schema for service-only tables and functions (not in [api] schemas, so PostgREST
 --     never exposes it);
 --   * private.tg__set_updated_at(), the generic updated_at trigger function.
@@ -8,6 +10,8 @@
 -- ------------------------------------------------------------------------------------------ grants
 alter default privileges for role postgres revoke execute on functions from public;
 alter default privileges for role postgres in schema public revoke execute on functions from anon, authenticated;
+alter default privileges for role postgres in schema public revoke all on tables from anon, authenticated;
+alter default privileges for role postgres in schema public revoke all on sequences from anon, authenticated;
 
 -- ----------------------------------------------------------------------------------------- schemas
 create schema private;

@@ -42,7 +42,7 @@ create table public.user_profiles (
   updated_at timestamptz not null default now()
 );
 comment on table public.user_profiles is
-  'The user''s public-facing profile (name, avatar, bio). Created with the user; the owner edits it.';
+  'The user''s profile (name, avatar, bio, company). Created with the user; only the owner reads and edits it.';
 
 create table public.user_settings (
   user_id uuid primary key references public.users (id) on delete cascade,
@@ -81,7 +81,8 @@ begin
   insert into public.user_profiles (user_id, display_name, avatar_url)
   values (
     new.id,
-    left(coalesce(new.raw_user_meta_data ->> 'full_name', new.raw_user_meta_data ->> 'name'), 100),
+    left(coalesce(nullif(btrim(new.raw_user_meta_data ->> 'full_name'), ''),
+                  nullif(btrim(new.raw_user_meta_data ->> 'name'), '')), 100),
     case when new.raw_user_meta_data ->> 'avatar_url' ~ '^https://'
       then left(new.raw_user_meta_data ->> 'avatar_url', 2048) end
   );
@@ -129,6 +130,16 @@ create policy "Users can read their own settings" on public.user_settings
   for select to authenticated using ((select auth.uid()) = user_id);
 create policy "Users can update their own settings" on public.user_settings
   for update to authenticated using ((select auth.uid()) = user_id) with check ((select auth.uid()) = user_id);
+
+-- -------------------------------------------------------------------------------------------- data
+-- Users who signed up before this migration (a hosted project with existing users) get their rows too.
+insert into public.users (id, email) select id, email from auth.users on conflict (id) do nothing;
+insert into public.user_profiles (user_id, display_name)
+select id, left(coalesce(nullif(btrim(raw_user_meta_data ->> 'full_name'), ''),
+                         nullif(btrim(raw_user_meta_data ->> 'name'), '')), 100)
+from auth.users
+on conflict (user_id) do nothing;
+insert into public.user_settings (user_id) select id from auth.users on conflict (user_id) do nothing;
 
 -- ------------------------------------------------------------------------------------------ grants
 -- Least privilege on top of RLS: anon has nothing here; authenticated reads, and updates only the

@@ -16,4 +16,5 @@ export const stack = {
   redisUrl: required("REDIS_URL"),
   upstashUrl: required("UPSTASH_REDIS_REST_URL"),
   upstashToken: required("UPSTASH_REDIS_REST_TOKEN"),
+  keysFile: required("KEYS_FILE"),
 };

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# npm test: starts the local stack if needed, then runs every suite and ends with one line
+# "N passed, N failed". Exits non-zero on any failure.
+#   1. migration guards + the up/down/up round trip (first: it rebuilds the schema)
+#   2. pgTAP (supabase/tests/**/*.test.sql) with pg_prove
+#   3. Deno tests of the functions, the shared code and the local stack, over HTTP
+#   4. deno check, deno lint, deno fmt --check
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+bash scripts/stack/start.sh >/dev/null || { echo "npm start failed"; echo "0 passed, 1 failed"; exit 1; }
+# shellcheck source=../stack/lib.sh
+source scripts/stack/lib.sh
+set +e
+set -a
+eval "$(bash scripts/stack/status.sh -o env)"
+set +a
+export PG_BIN KEYS_FILE NO_COLOR=1
+
+passed=0
+failed=0
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+# Adds a deno test run's "N passed | M failed" to the totals; a run that died without its summary fails.
+count_deno() {
+  local out=$1 code=$2 line
+  line="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out" | tail -1)"
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  passed=$((passed + $(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$line")))
+  failed=$((failed + $(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$line")))
+  [ "$code" = 0 ] || grep -qE '\| [1-9][0-9]* failed' <<<"$line" || failed=$((failed + 1))
+}
+
+section() { printf '\n== %s\n' "$*"; }
+
+section "migration guards"
+"$DENO" test --allow-all --quiet scripts/test/ 2>&1 | tee "$results/migrations.txt"
+count_deno "$results/migrations.txt" "${PIPESTATUS[0]}"
+
+section "pgTAP"
+mapfile -t pgtap_files < <(find supabase/tests -name '*.test.sql' | sort)
+PGPASSWORD="$DB_PASSWORD" pg_prove --verbose -h 127.0.0.1 -p "$DB_PORT" -U postgres -d postgres "${pgtap_files[@]}" \
+  >"$results/pgtap.txt" 2>&1
+pgtap_code=$?
+grep -vE '^ok [0-9]+' "$results/pgtap.txt"
+pg_ok=$(grep -cE '^ok [0-9]+' "$results/pgtap.txt")
+pg_not_ok=$(grep -cE '^not ok [0-9]+' "$results/pgtap.txt")
+passed=$((passed + pg_ok))
+failed=$((failed + pg_not_ok))
+if [ "$pgtap_code" != 0 ] && [ "$pg_not_ok" = 0 ]; then failed=$((failed + 1)); fi
+
+section "Deno tests (functions and stack, over HTTP)"
+"$DENO" test --allow-all supabase/functions/tests/ 2>&1 | tee "$results/deno.txt"
+count_deno "$results/deno.txt" "${PIPESTATUS[0]}"
+
+section "deno check, lint, fmt"
+check_step() { # name command...
+  local name=$1; shift
+  if "$@" >"$results/step.txt" 2>&1; then
+    passed=$((passed + 1)); echo "ok - $name"
+  else
+    failed=$((failed + 1)); echo "not ok - $name"; tail -40 "$results/step.txt"
+  fi
+}
+mapfile -t ts_files < <(find supabase/functions scripts -name '*.ts' -not -path '*/node_modules/*' | sort)
+check_step "deno check" "$DENO" check --quiet "${ts_files[@]}"
+check_step "deno lint" "$DENO" lint --quiet
+check_step "deno fmt --check" "$DENO" fmt --check --quiet
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
