@@ -13,7 +13,8 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
 const CONFIG_FILE = join(ROOT, "supabase", "config.toml");
-const ENV_FILE = join(FUNCTIONS_DIR, ".env");
+// FUNCTIONS_ENV_FILE lets npm test run a second server with the committed test env.
+const ENV_FILE = Deno.env.get("FUNCTIONS_ENV_FILE") ?? join(FUNCTIONS_DIR, ".env");
 const WORKER = join(ROOT, "scripts", "stack", "function-worker.ts");
 
 const env = (name: string) => {
@@ -31,14 +32,20 @@ const keys = JSON.parse(await Deno.readTextFile(env("KEYS_FILE"))) as {
   signing_jwk: JWK & { kid: string };
 };
 const apiUrl = `http://127.0.0.1:${port}`;
+// What the stack provides beyond the platform's own variables (lower priority than the env file):
+// its Upstash endpoint, and the JWT secret for verifying legacy HS256 tokens (on a hosted project, set
+// JWT_SECRET as a secret if your project still signs with it).
 const localServices: Record<string, string> = {
   UPSTASH_REDIS_REST_URL: env("UPSTASH_URL"),
   UPSTASH_REDIS_REST_TOKEN: keys.upstash_token,
+  JWT_SECRET: keys.jwt_secret,
 };
 
 // ---------------------------------------------------------------------------------------------- logs
 function log(level: "info" | "warn" | "error", msg: string, extra: Record<string, unknown> = {}) {
-  console.log(JSON.stringify({ time: new Date().toISOString(), level, service: "functions-server", msg, ...extra }));
+  console.log(
+    JSON.stringify({ time: new Date().toISOString(), level, service: "functions-server", msg, ...extra }),
+  );
 }
 
 // ----------------------------------------------------------------------------------------------- JWT
@@ -65,7 +72,9 @@ type FunctionConfig = { verify_jwt?: boolean };
 let functionConfig: Record<string, FunctionConfig> = {};
 async function loadConfig() {
   try {
-    const parsed = parseToml(await Deno.readTextFile(CONFIG_FILE)) as { functions?: Record<string, FunctionConfig> };
+    const parsed = parseToml(await Deno.readTextFile(CONFIG_FILE)) as {
+      functions?: Record<string, FunctionConfig>;
+    };
     functionConfig = parsed.functions ?? {};
   } catch (e) {
     log("error", "cannot read supabase/config.toml", { error: String(e) });
@@ -110,12 +119,16 @@ async function functionEnv(): Promise<Record<string, string>> {
     SUPABASE_ANON_KEY: keys.anon_key,
     SUPABASE_SERVICE_ROLE_KEY: keys.service_role_key,
     SUPABASE_DB_URL: dbUrl,
+    SUPABASE_JWKS: JSON.stringify(jwks),
     SB_EXECUTION_ID: crypto.randomUUID(),
   };
 }
 
 // ------------------------------------------------------------------------------------------ workers
-type Worker = { child: Deno.ChildProcess; port: Promise<number> };
+// A worker retired by a code change keeps serving its in-flight requests (streams included) and is
+// stopped when the last one ends, or after RETIRE_GRACE_MS at the latest.
+type Worker = { child: Deno.ChildProcess; port: Promise<number>; inflight: number; retired: boolean };
+const RETIRE_GRACE_MS = 30_000;
 const workers = new Map<string, Worker>();
 const DENO = Deno.execPath();
 
@@ -156,7 +169,7 @@ async function startWorker(name: string): Promise<Worker> {
     else console.log(line);
   });
   pipeLines(child.stderr, (line) => console.log(line));
-  const worker: Worker = { child, port: portPromise };
+  const worker: Worker = { child, port: portPromise, inflight: 0, retired: false };
   child.status.then((status) => {
     clearTimeout(timer);
     rejectPort(new Error(`exited with code ${status.code}`));
@@ -168,13 +181,29 @@ async function startWorker(name: string): Promise<Worker> {
   return worker;
 }
 
-function stopAll() {
-  for (const [name, w] of workers) {
-    workers.delete(name);
-    try {
-      w.child.kill("SIGTERM");
-    } catch { /* already gone */ }
-  }
+function kill(worker: Worker) {
+  try {
+    worker.child.kill("SIGTERM");
+  } catch { /* already gone */ }
+}
+
+/** Takes a worker out of rotation; it stops once its in-flight requests are done. */
+function retire(name: string) {
+  const worker = workers.get(name);
+  if (!worker) return;
+  workers.delete(name);
+  worker.retired = true;
+  if (worker.inflight === 0) kill(worker);
+  else setTimeout(() => kill(worker), RETIRE_GRACE_MS);
+}
+
+function requestDone(worker: Worker) {
+  worker.inflight--;
+  if (worker.retired && worker.inflight === 0) kill(worker);
+}
+
+function retireAll() {
+  for (const name of [...workers.keys()]) retire(name);
 }
 
 async function functionExists(name: string) {
@@ -188,26 +217,43 @@ async function functionExists(name: string) {
 // ----------------------------------------------------------------------------------------- watching
 (async () => {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const changed = new Set<string>();
+  const testsDir = join(FUNCTIONS_DIR, "tests") + "/";
   const watcher = Deno.watchFs([FUNCTIONS_DIR, CONFIG_FILE], { recursive: true });
   for await (const event of watcher) {
-    if (event.paths.every((p) => p.includes(`${FUNCTIONS_DIR}/tests/`))) continue;
+    for (const p of event.paths) if (!p.startsWith(testsDir)) changed.add(p);
+    if (changed.size === 0) continue;
     clearTimeout(timer);
     timer = setTimeout(async () => {
+      // A change inside one function's folder restarts that function; anything else (_shared, config,
+      // .env) restarts them all.
+      const names = new Set<string>();
+      let all = false;
+      for (const p of changed) {
+        const rel = p.startsWith(FUNCTIONS_DIR + "/") ? p.slice(FUNCTIONS_DIR.length + 1) : "";
+        const name = rel.split("/")[0];
+        const isFunction = name && !name.startsWith("_") && !name.startsWith(".") &&
+          (rel.includes("/") || !name.includes("."));
+        if (isFunction) names.add(name);
+        else all = true;
+      }
+      changed.clear();
       await loadConfig();
-      stopAll();
-      log("info", "functions changed: restarting on next request");
+      if (all) retireAll();
+      else names.forEach(retire);
+      log("info", "functions changed: restarting on next request", { functions: all ? "all" : [...names] });
     }, 150);
   }
 })();
 
 // SIGHUP (sent by db:reset): restart the functions so they reconnect to the new database.
 Deno.addSignalListener("SIGHUP", () => {
-  stopAll();
+  retireAll();
   log("info", "SIGHUP: restarting functions on next request");
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, () => {
-    stopAll();
+    for (const w of workers.values()) kill(w);
     Deno.exit(0);
   });
 }
@@ -221,7 +267,74 @@ const json = (status: number, body: unknown, headers: HeadersInit = {}) =>
 
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"];
 
-Deno.serve({ hostname: "127.0.0.1", port, onListen: () => log("info", "listening", { port }) }, async (req, info) => {
+async function workerFor(name: string): Promise<Worker> {
+  let worker = workers.get(name);
+  if (!worker) {
+    worker = await startWorker(name);
+    workers.set(name, worker);
+  }
+  return worker;
+}
+
+/** Forwards the request to the function's worker and streams the answer back. */
+async function forward(
+  req: Request,
+  url: URL,
+  name: string,
+  rest: string,
+  clientIp: string,
+): Promise<Response> {
+  const worker = await workerFor(name);
+  let workerPort: number;
+  try {
+    workerPort = await worker.port;
+  } catch (e) {
+    log("error", "function failed to start", { function: name, error: String(e) });
+    return json(503, { code: "BOOT_ERROR", message: "Function failed to start (please check logs)" });
+  }
+
+  const headers = new Headers(req.headers);
+  for (const h of HOP_BY_HOP) headers.delete(h);
+  headers.set("accept-encoding", "identity");
+  headers.set("x-forwarded-for", clientIp);
+  headers.set("x-forwarded-host", url.host);
+  headers.set("x-forwarded-proto", "http");
+
+  worker.inflight++;
+  let handedOver = false;
+  try {
+    const upstream = await fetch(`http://127.0.0.1:${workerPort}/${name}${rest}${url.search}`, {
+      method: req.method,
+      headers,
+      body: req.body,
+      redirect: "manual",
+      signal: req.signal,
+    });
+    const outHeaders = new Headers(upstream.headers);
+    for (const h of ["connection", "keep-alive", "transfer-encoding"]) outHeaders.delete(h);
+    // The request counts as in flight until its body has been fully sent (or the client went away).
+    const body = upstream.body?.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        flush: () => requestDone(worker),
+        cancel: () => requestDone(worker),
+      }),
+    );
+    handedOver = body !== undefined;
+    return new Response(body ?? null, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: outHeaders,
+    });
+  } catch (e) {
+    if (req.signal.aborted) return new Response(null, { status: 499 });
+    log("error", "function request failed", { function: name, error: String(e) });
+    return json(502, { code: "WORKER_ERROR", message: "Function exited before responding" });
+  } finally {
+    if (!handedOver) requestDone(worker);
+  }
+}
+
+async function handle(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
   const url = new URL(req.url);
   if (url.pathname === "/auth/v1/.well-known/jwks.json") {
     return json(200, jwks, { "cache-control": "public, max-age=600" });
@@ -236,40 +349,7 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen: () => log("info", "listening
     const problem = await verifyPlatformJwt(req.headers.get("authorization"));
     if (problem) return json(401, { code: 401, message: problem });
   }
+  return await forward(req, url, name, m[2] ?? "", info.remoteAddr.hostname);
+}
 
-  let worker = workers.get(name);
-  if (!worker) {
-    worker = await startWorker(name);
-    workers.set(name, worker);
-  }
-  let workerPort: number;
-  try {
-    workerPort = await worker.port;
-  } catch (e) {
-    log("error", "function failed to start", { function: name, error: String(e) });
-    return json(503, { code: "BOOT_ERROR", message: "Function failed to start (please check logs)" });
-  }
-
-  const headers = new Headers(req.headers);
-  for (const h of HOP_BY_HOP) headers.delete(h);
-  headers.set("accept-encoding", "identity");
-  headers.set("x-forwarded-for", info.remoteAddr.hostname);
-  headers.set("x-forwarded-host", url.host);
-  headers.set("x-forwarded-proto", "http");
-  try {
-    const upstream = await fetch(`http://127.0.0.1:${workerPort}/${name}${m[2] ?? ""}${url.search}`, {
-      method: req.method,
-      headers,
-      body: req.body,
-      redirect: "manual",
-      signal: req.signal,
-    });
-    const outHeaders = new Headers(upstream.headers);
-    for (const h of ["connection", "keep-alive", "transfer-encoding"]) outHeaders.delete(h);
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: outHeaders });
-  } catch (e) {
-    if (req.signal.aborted) return new Response(null, { status: 499 });
-    log("error", "function request failed", { function: name, error: String(e) });
-    return json(502, { code: "WORKER_ERROR", message: "Function exited before responding" });
-  }
-});
+Deno.serve({ hostname: "127.0.0.1", port, onListen: () => log("info", "listening", { port }) }, handle);

@@ -84,9 +84,11 @@ if ! pg_running; then
     die "PostgreSQL did not start (see $LOG_DIR/postgres.log)"
 fi
 
-# 4. The platform bootstrap (what a hosted project has before its first migration), then migrations + seed.
-psql_db -f scripts/stack/bootstrap.sql >/dev/null
-if [ "$fresh_cluster" = 1 ] || [ "${FORCE_PUSH:-0}" = 1 ]; then
+# 4. On a new database: the platform bootstrap (what a hosted project has before its first migration),
+#    then migrations + seed. On an existing one: only migrations that are not applied yet. (The bootstrap
+#    is not re-run over migrations: it would hand back default privileges that a migration revoked.)
+if [ "$fresh_cluster" = 1 ] || [ "$(psql_db -c "select to_regclass('auth.users') is null")" = t ]; then
+  psql_db -f scripts/stack/bootstrap.sql >/dev/null
   bash scripts/stack/push.sh --include-seed
 else
   bash scripts/stack/push.sh
@@ -104,7 +106,7 @@ start_deno_service() { # name port script [args...]
   local name=$1 port=$2 script=$3; shift 3
   if pid_alive "$STACK_DIR/$name.pid"; then return 0; fi
   log "starting $name on 127.0.0.1:$port"
-  nohup "$DENO" run --allow-all --quiet --unstable-no-legacy-abort "$script" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  API_PORT=$port nohup "$DENO" run --allow-all --quiet --unstable-no-legacy-abort "$script" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$STACK_DIR/$name.pid"
   wait_port "$port" "$name"
 }
@@ -114,8 +116,13 @@ start_deno_service upstash "$UPSTASH_PORT" scripts/stack/upstash-rest.ts
 
 # 6. Edge functions (their secrets: supabase/functions/.env, made from .env.example the first time).
 [ -f supabase/functions/.env ] || cp supabase/functions/.env.example supabase/functions/.env
-export API_PORT DB_URL UPSTASH_URL KEYS_FILE
+export DB_URL UPSTASH_URL KEYS_FILE
 start_deno_service functions "$API_PORT" scripts/stack/functions-server.ts
+if [ "${WITH_TEST_FUNCTIONS:-0}" = 1 ]; then
+  # npm test: a second functions server with the committed test env (supabase/functions/tests/.env.test).
+  FUNCTIONS_ENV_FILE="$ROOT/supabase/functions/tests/.env.test" \
+    start_deno_service functions-test "$TEST_API_PORT" scripts/stack/functions-server.ts
+fi
 
 # 7. What `supabase start` prints.
 bash scripts/stack/status.sh

@@ -13,6 +13,7 @@ stop_pidfile() {
   fi
   rm -f "$f"
 }
+stop_pidfile functions-test
 stop_pidfile functions
 stop_pidfile upstash
 stop_pidfile redis

@@ -22,6 +22,10 @@
 // Routes: POST|PUT / (JSON command), POST|PUT /pipeline, POST|PUT /multi-exec, and the path form
 // GET|HEAD|POST|PUT /cmd/arg1/arg2 (a non-empty request body becomes the last argument, query parameters
 // follow it: /set/k?EX=100 with body v is SET k v EX 100). The token may also be given as `?_token=`.
+// Statuses: 400 Redis error on a single command (or EXECABORT) and malformed requests, 401 bad token,
+// 404 unknown route, 405 other methods, 413 body over 10 MB, 502 garbled Redis reply, 503 Redis unreachable.
+// Commands that would change a pooled connection's state (MULTI, EXEC, WATCH, SELECT, SUBSCRIBE, HELLO, …)
+// are refused with an error, as Upstash refuses them over REST.
 
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const POOL_SIZE = 16;

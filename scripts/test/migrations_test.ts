@@ -25,7 +25,9 @@ async function sqlFiles(dir: string, suffix: string): Promise<string[]> {
 async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
   return text;
 }
 
@@ -41,7 +43,9 @@ async function dumpSchema(url: string): Promise<string> {
     url,
   ]);
   // pg_dump 15.x prints a random \restrict key in newer point releases; drop volatile header lines.
-  return dump.split("\n").filter((l) => !/^\\(un)?restrict /.test(l) && !l.startsWith("-- Dumped")).join("\n");
+  return dump.split("\n").filter((l) => !/^\\(un)?restrict /.test(l) && !l.startsWith("-- Dumped")).join(
+    "\n",
+  );
 }
 
 function firstDifference(a: string, b: string): string {
@@ -111,12 +115,23 @@ Deno.test("ups, downs in reverse and ups again leave the schema identical", asyn
   const before = await dumpSchema(DB_URL);
   for (const name of [...ups].reverse()) {
     await psqlFile(DB_URL, join(DOWNS, name.replace(/\.sql$/, ".down.sql")));
-    await run(SUPABASE, ["migration", "repair", "--status", "reverted", name.slice(0, 14), "--db-url", DB_URL]);
+    await run(SUPABASE, [
+      "migration",
+      "repair",
+      "--status",
+      "reverted",
+      name.slice(0, 14),
+      "--db-url",
+      DB_URL,
+    ]);
   }
   const afterDowns = await dumpSchema(DB_URL);
   await run(SUPABASE, ["db", "push", "--db-url", DB_URL, "--include-seed", "--yes"]);
   const after = await dumpSchema(DB_URL);
 
-  assert.ok(afterDowns === baseline, `downs leave more than the bootstrap: ${firstDifference(baseline, afterDowns)}`);
+  assert.ok(
+    afterDowns === baseline,
+    `downs leave more than the bootstrap: ${firstDifference(baseline, afterDowns)}`,
+  );
   assert.ok(after === before, `ups again differ from the first ups: ${firstDifference(before, after)}`);
 });

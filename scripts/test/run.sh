@@ -9,13 +9,15 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-bash scripts/stack/start.sh >/dev/null || { echo "npm start failed"; echo "0 passed, 1 failed"; exit 1; }
+WITH_TEST_FUNCTIONS=1 bash scripts/stack/start.sh >/dev/null || { echo "npm start failed"; echo "0 passed, 1 failed"; exit 1; }
 # shellcheck source=../stack/lib.sh
 source scripts/stack/lib.sh
 set +e
 set -a
 eval "$(bash scripts/stack/status.sh -o env)"
 set +a
+# Function tests call the test functions server (same stack, committed test env).
+export TEST_API_URL="http://127.0.0.1:$TEST_API_PORT"
 export PG_BIN KEYS_FILE NO_COLOR=1
 
 passed=0

@@ -3,11 +3,15 @@
 // preflights a 403.
 import { listEnv } from "./env.ts";
 
-export const CORS_ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key";
+export const CORS_ALLOWED_HEADERS =
+  "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key";
 export const CORS_EXPOSED_HEADERS =
   "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset";
 
-export function allowedOrigin(origin: string | null, allowList = listEnv("CORS_ALLOWED_ORIGINS")): string | null {
+export function allowedOrigin(
+  origin: string | null,
+  allowList = listEnv("CORS_ALLOWED_ORIGINS"),
+): string | null {
   if (!origin) return null;
   if (allowList.includes("*")) return "*";
   return allowList.includes(origin) ? origin : null;

@@ -81,7 +81,9 @@ export function withHttp(options: HttpOptions, handler: Handler): (req: Request)
         if (!headers) throw new HttpError("forbidden", "Origin not allowed");
         res = new Response(null, { status: 204, headers });
       } else if (!methods.includes(req.method)) {
-        throw new HttpError("method_not_allowed", `Method ${req.method} not allowed`, { allow: methods.join(", ") });
+        throw new HttpError("method_not_allowed", `Method ${req.method} not allowed`, {
+          allow: methods.join(", "),
+        });
       } else {
         res = await handler(req, { requestId, log, url });
       }

@@ -5,14 +5,17 @@ function required(name: string): string {
   return value;
 }
 
+// TEST_API_URL: the functions server that npm test runs with supabase/functions/tests/.env.test.
+const apiUrl = Deno.env.get("TEST_API_URL") ?? required("API_URL");
+
 export const stack = {
-  apiUrl: required("API_URL"),
-  functionsUrl: `${required("API_URL")}/functions/v1`,
+  apiUrl,
+  functionsUrl: `${apiUrl}/functions/v1`,
   dbUrl: required("DB_URL"),
   jwtSecret: required("JWT_SECRET"),
   anonKey: required("ANON_KEY"),
   serviceRoleKey: required("SERVICE_ROLE_KEY"),
-  jwksUrl: required("JWKS_URL"),
+  jwksUrl: `${apiUrl}/auth/v1/.well-known/jwks.json`,
   redisUrl: required("REDIS_URL"),
   upstashUrl: required("UPSTASH_REDIS_REST_URL"),
   upstashToken: required("UPSTASH_REDIS_REST_TOKEN"),

@@ -27,7 +27,8 @@ export async function es256(claims: Claims, expiresIn = 3600): Promise<string> {
 
 /** An unsigned token (`alg: none`), which every verifier must refuse. */
 export function unsigned(claims: Claims): string {
-  const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  const b64 = (o: unknown) =>
+    btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
   return `${b64({ alg: "none", typ: "JWT" })}.${b64({ ...claims, exp: now() + 3600 })}.`;
 }
 

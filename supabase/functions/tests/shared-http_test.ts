@@ -26,7 +26,11 @@ async function withOrigins<T>(value: string, fn: () => Promise<T>): Promise<T> {
 const preflight = (origin: string) =>
   new Request("http://x/test", {
     method: "OPTIONS",
-    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization",
+    },
   });
 
 Deno.test("a preflight from an allowed origin gets 204 with the allowed methods and headers", async () => {
@@ -51,10 +55,14 @@ Deno.test("a preflight from an origin not on the allow-list gets 403 and no CORS
 
 Deno.test("a request from an allowed origin gets Access-Control-Allow-Origin; another origin does not", async () => {
   await withOrigins("https://app.example.com", async () => {
-    const ok = await handler(new Request("http://x/test", { method: "POST", headers: { origin: "https://app.example.com" } }));
+    const ok = await handler(
+      new Request("http://x/test", { method: "POST", headers: { origin: "https://app.example.com" } }),
+    );
     assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example.com");
     assert.match(ok.headers.get("access-control-expose-headers") ?? "", /x-request-id/);
-    const other = await handler(new Request("http://x/test", { method: "POST", headers: { origin: "https://b.example" } }));
+    const other = await handler(
+      new Request("http://x/test", { method: "POST", headers: { origin: "https://b.example" } }),
+    );
     assert.equal(other.headers.get("access-control-allow-origin"), null);
   });
 });
@@ -63,7 +71,9 @@ Deno.test("a method the function does not answer is a 405 in the JSON error shap
   const res = await handler(new Request("http://x/test", { method: "DELETE" }));
   assert.equal(res.status, 405);
   assert.equal(res.headers.get("allow"), "POST");
-  assert.deepEqual(await res.json(), { error: { code: "method_not_allowed", message: "Method DELETE not allowed" } });
+  assert.deepEqual(await res.json(), {
+    error: { code: "method_not_allowed", message: "Method DELETE not allowed" },
+  });
 });
 
 Deno.test("a thrown HttpError becomes its status and code", async () => {
@@ -86,7 +96,9 @@ Deno.test("redact removes tokens, API keys and URL passwords from log text", () 
   const text = `auth=Bearer ${jwt} key=sk-proj-abcdefghijklmnop whsec_abcdefghijkl ` +
     "AIzaSyA1234567890abcdefghijklmnop url=postgres://postgres:hunter2@db:5432/postgres";
   const out = redact(text);
-  for (const secret of [jwt, "sk-proj-abcdefghijklmnop", "whsec_abcdefghijkl", "AIzaSyA1234567890", "hunter2"]) {
+  for (
+    const secret of [jwt, "sk-proj-abcdefghijklmnop", "whsec_abcdefghijkl", "AIzaSyA1234567890", "hunter2"]
+  ) {
     assert.ok(!out.includes(secret), `${secret} leaked: ${out}`);
   }
   assert.match(out, /postgres:\/\/postgres:\[redacted\]@db/);

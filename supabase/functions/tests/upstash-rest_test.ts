@@ -2,9 +2,7 @@
 // @upstash/redis and @upstash/ratelimit, plus raw HTTP for what the clients hide (status codes, encoding).
 import assert from "node:assert/strict";
 // Pinned inline as the brief asks; deno.json has no import map for them.
-// deno-lint-ignore no-import-prefix
 import { Redis } from "npm:@upstash/redis@1.39.0";
-// deno-lint-ignore no-import-prefix
 import { Ratelimit } from "npm:@upstash/ratelimit@2.2.0";
 import { stack } from "./_lib/stack.ts";
 
@@ -374,6 +372,13 @@ Deno.test("@upstash/redis multi() is atomic: concurrent transactions never inter
     );
     const list = await redis.lrange<string>(`${p}:l`, 0, -1);
     assert.equal(list.length, runs * perRun);
+    // And every command of a transaction ran on one and the same Redis connection.
+    await Promise.all(Array.from({ length: 5 }, () => redis.set(`${p}:warm`, "1"))); // several pooled connections
+    const ids = await post("/multi-exec", Array.from({ length: 6 }, () => ["CLIENT", "ID"]));
+    assert.equal(ids.status, 200);
+    const connectionIds = (ids.body as { result: number }[]).map((e) => e.result);
+    assert.equal(connectionIds.length, 6);
+    assert.equal(new Set(connectionIds).size, 1, `one connection: ${connectionIds}`);
     for (let i = 0; i < list.length; i += perRun) {
       assert.deepEqual(list.slice(i, i + perRun), Array(perRun).fill(list[i]), `block at ${i}`);
     }
