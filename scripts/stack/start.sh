@@ -21,13 +21,10 @@ missing="$(missing_packages)"
 if [ -n "$missing" ]; then
   if is_root; then
     log "installing Debian packages: $missing"
-    # The Debian postinstall of postgresql-common would create a default cluster; we don't want it.
-    mkdir -p /etc/postgresql-common
-    grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
-      echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
     apt-get update -qq >"$LOG_DIR/apt.log" 2>&1
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >>"$LOG_DIR/apt.log" 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing >>"$LOG_DIR/apt.log" 2>&1 ||
       die "apt-get install failed (see $LOG_DIR/apt.log)"
   else
     die "missing Debian packages: $missing

@@ -9,6 +9,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
+was_running=0
+[ -f .stack/pgdata/postmaster.pid ] && was_running=1
 WITH_TEST_FUNCTIONS=1 bash scripts/stack/start.sh >/dev/null || { echo "npm start failed"; echo "0 passed, 1 failed"; exit 1; }
 # shellcheck source=../stack/lib.sh
 source scripts/stack/lib.sh
@@ -37,7 +39,7 @@ count_deno() {
 
 section() { printf '\n== %s\n' "$*"; }
 
-section "migration guards"
+section "migration guards and stack commands"
 "$DENO" test --allow-all --quiet scripts/test/ 2>&1 | tee "$results/migrations.txt"
 count_deno "$results/migrations.txt" "${PIPESTATUS[0]}"
 
@@ -70,6 +72,21 @@ mapfile -t ts_files < <(find supabase/functions scripts -name '*.ts' -not -path 
 check_step "deno check" "$DENO" check --quiet "${ts_files[@]}"
 check_step "deno lint" "$DENO" lint --quiet
 check_step "deno fmt --check" "$DENO" fmt --check --quiet
+
+# On a machine where npm test started the stack (CI), npm stop must leave nothing running.
+if [ "$was_running" = 0 ]; then
+  section "npm stop"
+  bash scripts/stack/stop.sh 2>/dev/null
+  left=""
+  for port in "$API_PORT" "$TEST_API_PORT" "$DB_PORT" "$REDIS_PORT" "$UPSTASH_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then left="$left $port"; fi
+  done
+  if [ -z "$left" ] && ! pgrep -f "$ROOT/scripts/stack/" >/dev/null; then
+    passed=$((passed + 1)); echo "ok - npm stop stops everything npm start started"
+  else
+    failed=$((failed + 1)); echo "not ok - npm stop left ports open:$left"
+  fi
+fi
 
 echo
 echo "$passed passed, $failed failed"
