@@ -8,3 +8,10 @@ values (
   '{"provider": "email", "providers": ["email"]}', '{"full_name": "Demo User"}'
 )
 on conflict (id) do nothing;
+
+-- Local Stripe price ids (the fake Stripe API in tests and `stripe listen` in test mode both accept any
+-- ids; on a hosted project set your real ones the same way, see README "Billing").
+update public.subscription_plans set stripe_price_monthly = 'price_local_pro_monthly',
+                                     stripe_price_yearly = 'price_local_pro_yearly' where id = 'pro';
+update public.subscription_plans set stripe_price_monthly = 'price_local_max_monthly',
+                                     stripe_price_yearly = 'price_local_max_yearly' where id = 'max';

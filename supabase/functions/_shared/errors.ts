@@ -8,6 +8,7 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
+  conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -38,8 +39,24 @@ export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
+/**
+ * SQLSTATEs our SQL functions raise on purpose (docs/error_codes.md), with the status they mean. Their
+ * messages are written for clients; any other database error is a bare 500.
+ */
+export const SQLSTATE_STATUS: Readonly<Record<string, ErrorCode>> = {
+  PB402: "payment_required",
+  PB404: "not_found",
+  PB409: "conflict",
+  PB422: "invalid_request",
+  "22023": "invalid_request",
+};
+
 /** Renders any thrown value as the client may see it: HttpErrors as they are, anything else as a bare 500. */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
+  const sqlstate = (e as { code?: unknown } | null)?.code;
+  if (typeof sqlstate === "string" && sqlstate in SQLSTATE_STATUS && e instanceof Error) {
+    return new HttpError(SQLSTATE_STATUS[sqlstate], e.message);
+  }
   return new HttpError("internal_error", "Internal error");
 }

@@ -1,0 +1,63 @@
+-- Rate limits in Postgres: the limiter the functions fall back to when Upstash Redis is not configured
+-- or fails (it is never simply switched off).
+--   table     private.rate_limit_buckets (unlogged: counters need not survive a crash)
+--   function  private.rate_limit_hit(key, limit, window_seconds, cost) — atomic fixed window
+--   cron      aie_rate_limit_cleanup every 10 minutes
+
+create unlogged table private.rate_limit_buckets (
+  key text primary key constraint key_is_short check (char_length(key) <= 512),
+  window_start timestamptz not null,
+  hits integer not null constraint hits_is_positive check (hits > 0),
+  expires_at timestamptz not null
+);
+comment on table private.rate_limit_buckets is
+  'Fixed-window counters for private.rate_limit_hit: one row per limiter key, reset when its window ends.';
+alter table private.rate_limit_buckets enable row level security;
+
+create index rate_limit_buckets_expires_at_idx on private.rate_limit_buckets (expires_at);
+
+create function private.rate_limit_hit(
+  p_key text,
+  p_limit integer,
+  p_window_seconds integer,
+  p_cost integer default 1
+) returns table (allowed boolean, hits integer, remaining integer, reset_at timestamptz)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_window_start timestamptz;
+  v_window interval;
+begin
+  if p_limit < 1 or p_window_seconds < 1 or p_cost < 1 then
+    raise exception 'rate_limit_hit: limit, window and cost must be positive' using errcode = '22023';
+  end if;
+  v_window := make_interval(secs => p_window_seconds);
+  v_window_start := to_timestamp(floor(extract(epoch from clock_timestamp()) / p_window_seconds) * p_window_seconds);
+
+  insert into private.rate_limit_buckets as b (key, window_start, hits, expires_at)
+  values (p_key, v_window_start, p_cost, v_window_start + v_window)
+  on conflict (key) do update
+    set hits = case when b.window_start = excluded.window_start then b.hits + p_cost else p_cost end,
+        window_start = excluded.window_start,
+        expires_at = excluded.expires_at
+  returning b.hits into hits;
+
+  allowed := hits <= p_limit;
+  remaining := greatest(p_limit - hits, 0);
+  reset_at := v_window_start + v_window;
+  return next;
+end;
+$$;
+comment on function private.rate_limit_hit(text, integer, integer, integer) is
+  'Counts p_cost hits against p_key in the current fixed window of p_window_seconds (aligned to the epoch) '
+  'and says whether the total is within p_limit. Atomic under concurrency (one upsert). Denied hits count '
+  'too, as with Upstash''s fixed window. Not idempotent: every call is a hit.';
+
+revoke all on function private.rate_limit_hit(text, integer, integer, integer) from public;
+grant execute on function private.rate_limit_hit(text, integer, integer, integer) to service_role;
+
+select private.ensure_cron_job(
+  'aie_rate_limit_cleanup', '*/10 * * * *',
+  $$delete from private.rate_limit_buckets where expires_at < now() - interval '1 minute'$$
+);

@@ -1,0 +1,32 @@
+-- Reverts 20261125170200_billing.sql.
+select private.drop_cron_job('aie_stripe_webhook_retry');
+drop function private.retry_failed_webhook_events(integer);
+drop function private.replay_failed_webhook_event(text);
+drop function private.log_webhook_rejection(text, inet, integer, text, text, text);
+drop function private.handle_stripe_event(jsonb, text, inet);
+drop function private.process_stripe_event(text, boolean);
+drop function private._apply_stripe_event(jsonb);
+drop function private._refund_token_pack(jsonb);
+drop function private._credit_token_pack(jsonb, text, text);
+drop function private._sync_subscription(uuid, text, text, text, text, text, text, timestamptz, timestamptz,
+  boolean, timestamptz, timestamptz, timestamptz);
+drop function private._plan_for_price(text);
+drop function private._stripe_user(text, text);
+drop function private._stripe_ts(jsonb);
+drop function private.update_user_token_balance(uuid, bigint, text, text, jsonb);
+drop trigger _100_append_only on public.token_transactions;
+drop function private.tg_token_transactions__append_only();
+drop trigger _500_create_balance on public.users;
+drop function private.tg_users__create_balance();
+drop index public.users_plan_idx;
+alter table public.users drop constraint plan_is_a_plan;
+alter table public.users add constraint plan_is_known check (plan in ('free', 'pro', 'max'));
+drop table private.webhook_audit_log;
+drop table private.failed_webhook_events;
+drop table private.stripe_webhook_events;
+drop table public.notifications;
+drop table public.token_transactions;
+drop table public.token_balances;
+drop table public.user_subscriptions;
+drop table public.token_packs;
+drop table public.subscription_plans;
