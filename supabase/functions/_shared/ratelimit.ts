@@ -111,6 +111,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
         prefix: KEY_PREFIX,
         timeout: 0, // its timeout allows the request; ours below rejects
         analytics: false,
+        // No in-process block cache: Redis stays the one source of truth, so a key an operator resets
+        // (or a window that a test clears) is not still blocked by one function instance's memory.
+        ephemeralCache: false,
       });
       instances.set(id, instance);
     }

@@ -60,7 +60,10 @@ async function auditRejection(ctx: RequestContext, ip: string | null, error: Htt
       p_reason => ${error.message})`;
   } catch (e) {
     // The refusal stands either way; the log line keeps the record when the database is down.
-    ctx.log.error("webhook rejection not audited", { error: e instanceof Error ? e : String(e), reason: error.message });
+    ctx.log.error("webhook rejection not audited", {
+      error: e instanceof Error ? e : String(e),
+      reason: error.message,
+    });
   }
 }
 
@@ -86,11 +89,14 @@ export function stripeWebhookHandler(config: WebhookConfig) {
 
     const [result] = await db()<{ status: string; error: string | null }[]>`
       select status, error from private.handle_stripe_event(
-        p_event => ${raw}::jsonb,
+        p_event => ${raw}::text::jsonb,
         p_request_id => ${ctx.requestId}, p_source_ip => ${ip}::inet)`;
     if (result.status === "failed") {
       ctx.log.error("stripe event failed", { event_id: event.id, type: event.type, error: result.error });
-      throw new HttpError("internal_error", "The event could not be applied; it is recorded and will be retried");
+      throw new HttpError(
+        "internal_error",
+        "The event could not be applied; it is recorded and will be retried",
+      );
     }
     ctx.log.info("stripe event", { event_id: event.id, type: event.type, status: result.status });
     return json({ received: true, status: result.status });

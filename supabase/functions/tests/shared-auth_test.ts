@@ -8,6 +8,7 @@ import {
   API_KEY_TOKEN_HEADERS,
   authenticate,
   type AuthOptions,
+  type AuthUser,
   bearerOrApiKey,
   withAuth,
 } from "../_shared/auth.ts";
@@ -239,4 +240,24 @@ Deno.test({
       assert.deepEqual(await res.json(), { id: userId });
     });
   },
+});
+
+Deno.test("an unreachable JWKS or database is a 503 (the server's fault), not a 401", async () => {
+  await withUser(async ({ userId, auth }) => {
+    await assert.rejects(auth(bearer(await es256(userClaims(userId)))), (e: unknown) => {
+      assert.ok(e instanceof HttpError);
+      assert.deepEqual([e.status, e.message], [503, "Authentication is temporarily unavailable"]);
+      return true;
+    });
+    const deadDb = postgres("postgresql://postgres:postgres@127.0.0.1:1/postgres", { connect_timeout: 1 });
+    try {
+      const req = bearer(await hs256(userClaims(userId)));
+      await assert.rejects(
+        auth(req, { sql: deadDb }),
+        (e: unknown) => e instanceof HttpError && e.status === 503,
+      );
+    } finally {
+      await deadDb.end();
+    }
+  }, { ...STACK_ENV, SUPABASE_JWKS: undefined, SUPABASE_JWKS_URL: "http://127.0.0.1:1/jwks.json" });
 });
