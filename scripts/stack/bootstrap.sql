@@ -37,7 +37,6 @@ grant usage on schema extensions to postgres, anon, authenticated, service_role;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pg_stat_statements with schema extensions;
-create extension if not exists btree_gist with schema extensions;
 alter database postgres set search_path to "$user", public, extensions;
 
 -- public: the API schema.

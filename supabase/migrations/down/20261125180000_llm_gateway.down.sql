@@ -1,0 +1,26 @@
+-- Reverts 20261125180000_llm_gateway.sql.
+select private.drop_cron_job('aie_usage_alerts');
+select private.drop_cron_job('aie_usage_outbox');
+select private.drop_cron_job('aie_release_expired_holds');
+drop function public.get_usage_summary(date, date);
+drop function private.check_usage_alerts(numeric, bigint);
+drop function private.release_expired_holds();
+drop function private.process_usage_outbox(integer);
+drop function private.enqueue_usage(jsonb, text);
+drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text, boolean);
+drop function private.gateway_release(text);
+drop function private._release_hold(text);
+drop function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean);
+drop function private._cost_micro_usd(public.model_pricing, bigint, bigint, bigint);
+drop function private._price_in_force(text, text, timestamptz);
+drop trigger _500_roll_up on public.token_usage;
+drop function private.tg_token_usage__roll_up();
+alter table public.token_balances drop column held;
+drop table private.admin_alerts;
+drop table private.usage_outbox;
+drop table private.token_holds;
+drop table public.usage_alerts;
+drop table public.usage_daily;
+drop table public.token_usage;
+drop table public.model_pricing;
+drop extension btree_gist;
