@@ -1,0 +1,115 @@
+// Writing a call's usage, without ever losing it:
+//   1. private.gateway_settle (usage row + debit + hold release, once per request id), retried once;
+//   2. if that fails but the database answers: private.usage_outbox, which a pg_cron job applies;
+//   3. if the database does not answer: a Redis list (aie:usage_outbox) when Upstash is configured, moved
+//      into the database outbox by a later call once it is back (drainRedisOutbox);
+//   4. if even that fails: an error log line that carries the whole record.
+import { db } from "../db.ts";
+import type { Logger } from "../log.ts";
+import { redis } from "../redis.ts";
+import type { Provider } from "./adapter.ts";
+
+export type UsageRecord = {
+  request_id: string;
+  user_id: string;
+  provider: Provider;
+  model: string;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  status: "ok" | "upstream_error" | "cancelled" | "timeout";
+  http_status: number | null;
+  latency_ms: number;
+  upstream_request_id: string | null;
+  tokens_estimated: boolean;
+};
+
+export const REDIS_OUTBOX_KEY = "aie:usage_outbox";
+
+async function settle(r: UsageRecord): Promise<void> {
+  await db()`select private.gateway_settle(
+    p_request_id => ${r.request_id}, p_user_id => ${r.user_id}, p_provider => ${r.provider}, p_model => ${r.model},
+    p_input_tokens => ${r.input_tokens}, p_cached_input_tokens => ${r.cached_input_tokens},
+    p_output_tokens => ${r.output_tokens}, p_status => ${r.status}, p_http_status => ${r.http_status},
+    p_latency_ms => ${r.latency_ms}, p_upstream_request_id => ${r.upstream_request_id},
+    p_tokens_estimated => ${r.tokens_estimated})`;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+export async function recordUsage(
+  record: UsageRecord,
+  log: Logger,
+): Promise<"settled" | "outbox" | "redis" | "log"> {
+  let error: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await settle(record);
+      if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
+      return "settled";
+    } catch (e) {
+      error = e;
+      if (attempt === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  log.warn("usage settlement failed; parking it in the outbox", {
+    request_id: record.request_id,
+    error: message(error),
+  });
+  try {
+    await db()`select private.enqueue_usage(p_payload => ${JSON.stringify(record)}::text::jsonb, p_error => ${
+      message(error)
+    })`;
+    return "outbox";
+  } catch (e) {
+    log.error("database outbox unavailable", { request_id: record.request_id, error: message(e) });
+  }
+  const client = redis();
+  if (client) {
+    try {
+      await client.rpush(REDIS_OUTBOX_KEY, JSON.stringify(record));
+      redisOutboxMayHaveItems = true;
+      return "redis";
+    } catch (e) {
+      log.error("redis outbox unavailable", { request_id: record.request_id, error: message(e) });
+    }
+  }
+  log.error("usage record not stored: kept in this log line for replay", { usage_record: record });
+  return "log";
+}
+
+let redisOutboxMayHaveItems = true; // unknown after a cold start: check once
+let draining = false;
+
+/** Moves usage records parked in Redis into the database outbox. Safe to call concurrently. */
+export async function drainRedisOutbox(log: Logger, batch = 100): Promise<number> {
+  const client = redis();
+  if (!client || draining) return 0;
+  draining = true;
+  let moved = 0;
+  try {
+    while (true) {
+      const items = await client.lrange<unknown>(REDIS_OUTBOX_KEY, 0, batch - 1);
+      if (items.length === 0) break;
+      for (const item of items) {
+        const text = typeof item === "string" ? item : JSON.stringify(item);
+        await db()`select private.enqueue_usage(p_payload => ${text}::text::jsonb, p_error => ${"parked in redis"})`;
+      }
+      await client.ltrim(REDIS_OUTBOX_KEY, items.length, -1);
+      moved += items.length;
+    }
+    redisOutboxMayHaveItems = false;
+  } catch (e) {
+    log.warn("could not drain the redis usage outbox", { error: message(e) });
+  } finally {
+    draining = false;
+  }
+  return moved;
+}
+
+/** Keeps the runtime alive for work that finishes after the response (Supabase's EdgeRuntime.waitUntil). */
+export function background(promise: Promise<unknown>): void {
+  const runtime = (globalThis as { EdgeRuntime?: { waitUntil?: (p: Promise<unknown>) => void } }).EdgeRuntime;
+  runtime?.waitUntil?.(promise);
+  promise.catch(() => {});
+}
