@@ -23,14 +23,15 @@ create function private.rate_limit_hit(
   p_cost integer default 1
 ) returns table (allowed boolean, hits integer, remaining integer, reset_at timestamptz)
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
   v_window_start timestamptz;
   v_window interval;
 begin
-  if p_limit < 1 or p_window_seconds < 1 or p_cost < 1 then
-    raise exception 'rate_limit_hit: limit, window and cost must be positive' using errcode = '22023';
+  if coalesce(p_limit < 1 or p_window_seconds < 1 or p_cost < 1 or char_length(p_key) > 512, true) then
+    raise exception 'rate_limit_hit: key, limit, window and cost are required and positive' using errcode = '22023';
   end if;
   v_window := make_interval(secs => p_window_seconds);
   v_window_start := to_timestamp(floor(extract(epoch from clock_timestamp()) / p_window_seconds) * p_window_seconds);

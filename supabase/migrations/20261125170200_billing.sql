@@ -132,6 +132,7 @@ create table private.stripe_webhook_events (
     constraint status_is_known check (status in ('received', 'processed', 'ignored', 'failed')),
   attempts integer not null default 0,
   last_error text,
+  errors jsonb not null default '[]',
   payload jsonb not null,
   received_at timestamptz not null default now(),
   processed_at timestamptz,
@@ -281,6 +282,7 @@ create function private.update_user_token_balance(
   p_metadata jsonb default '{}'
 ) returns public.token_transactions
 language plpgsql
+security definer
 set search_path = ''
 as $$
 declare
@@ -290,7 +292,7 @@ begin
   if p_delta is null or p_delta = 0 then
     raise exception 'delta must be a non-zero number of tokens' using errcode = '22023';
   end if;
-  if p_reference is null or btrim(p_reference) = '' then
+  if p_reference is null or p_reference !~ '\S' then
     raise exception 'a reference is required' using errcode = '22023';
   end if;
 
@@ -509,6 +511,8 @@ begin
   if not found or v_amount is null or v_amount <= 0 then
     return; -- not a token pack charge (e.g. a subscription invoice): nothing to take back
   end if;
+  -- The balance row lock first: concurrent refund events of one charge must see each other's debits.
+  select balance into v_balance from public.token_balances where user_id = v_credit.user_id for update;
   -- Debit in proportion to the amount refunded so far, minus what earlier refund events already took.
   v_target := (v_credit.delta * least(v_refunded, v_amount)) / v_amount;
   select coalesce(-sum(delta), 0) into v_done from public.token_transactions
@@ -517,7 +521,6 @@ begin
     return;
   end if;
   -- Tokens already spent cannot be taken back: debit what is left and record the shortfall.
-  select balance into v_balance from public.token_balances where user_id = v_credit.user_id for update;
   v_debit := least(v_target - v_done, v_balance);
   if v_debit > 0 then
     perform private.update_user_token_balance(
@@ -590,8 +593,14 @@ begin
     v_user_id := private._stripe_user(v_obj ->> 'customer',
                                       coalesce(v_obj -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
                                                v_obj -> 'subscription_details' -> 'metadata' ->> 'user_id'));
+    if coalesce(v_obj ->> 'billing_reason', 'subscription_cycle') not in ('subscription_create', 'subscription_cycle') then
+      return true; -- prorations, manual and threshold invoices: no new period and no allowance
+    end if;
     v_line := v_obj -> 'lines' -> 'data' -> 0;
     select * into v_row from public.user_subscriptions where stripe_subscription_id = v_sub_id for update;
+    if found and v_row.status in ('canceled', 'incomplete_expired') then
+      return true; -- the final invoice of an ended subscription does not bring it back
+    end if;
     if not found or v_row.stripe_updated_at <= v_created then
       perform private._sync_subscription(
         v_user_id, v_sub_id, v_obj ->> 'customer', 'active',
@@ -621,9 +630,12 @@ begin
     v_user_id := private._stripe_user(v_obj ->> 'customer', null);
     if v_sub_id is not null then
       update public.user_subscriptions set status = 'past_due', stripe_updated_at = v_created
-       where stripe_subscription_id = v_sub_id and stripe_updated_at <= v_created;
-      update public.users set plan_status = 'past_due'
-       where id = v_user_id and stripe_subscription_id = v_sub_id;
+       where stripe_subscription_id = v_sub_id and stripe_updated_at <= v_created
+         and status not in ('canceled', 'incomplete_expired');
+      if found then -- an older failure than the state we hold changes nothing
+        update public.users set plan_status = 'past_due'
+         where id = v_user_id and stripe_subscription_id = v_sub_id;
+      end if;
     end if;
     insert into public.notifications (user_id, kind, title, body, data, dedupe_key)
     values (v_user_id, 'payment_failed', 'Your payment failed',
@@ -689,16 +701,15 @@ begin
   end if;
 
   update private.stripe_webhook_events e
-     set status = 'failed', attempts = e.attempts + 1, last_error = v_error
+     set status = 'failed', attempts = e.attempts + 1, last_error = v_error,
+         errors = e.errors || jsonb_build_array(jsonb_build_object('at', now(), 'error', v_error))
    where e.id = p_event_id
   returning * into v_event;
   if v_event.attempts >= 3 then
     insert into private.failed_webhook_events as f (event_id, type, payload, errors, attempts, next_retry_at)
-    values (v_event.id, v_event.type, v_event.payload,
-            jsonb_build_array(jsonb_build_object('at', now(), 'error', v_error)), v_event.attempts,
-            now() + interval '5 minutes')
+    values (v_event.id, v_event.type, v_event.payload, v_event.errors, v_event.attempts, now() + interval '5 minutes')
     on conflict (event_id) do update
-      set errors = f.errors || jsonb_build_array(jsonb_build_object('at', now(), 'error', v_error)),
+      set errors = excluded.errors,
           attempts = excluded.attempts, failed_at = now(), resolved_at = null,
           next_retry_at = now() + least(interval '5 minutes' * power(2, f.replay_count), interval '1 day');
   end if;
@@ -756,6 +767,7 @@ comment on function private.log_webhook_rejection(text, inet, integer, text, tex
 
 create function private.replay_failed_webhook_event(p_event_id text) returns table (status text, error text)
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin

@@ -396,7 +396,7 @@ webhookTest(
     }
     const [dead] = await sql`select attempts, jsonb_array_length(errors) as errors, resolved_at
                              from private.failed_webhook_events where event_id = ${evt.id}`;
-    assert.deepEqual({ ...dead }, { attempts: 3, errors: 1, resolved_at: null });
+    assert.deepEqual({ ...dead }, { attempts: 3, errors: 3, resolved_at: null });
 
     users.push(await createTestUser(sql, { id: userId, customer }));
     const [replay] = await sql`select * from private.replay_failed_webhook_event(${evt.id})`;

@@ -196,10 +196,11 @@ select is(
   (select array_agg(format('%s.%s', c.conrelid::regclass, c.confdeltype) order by c.conrelid::regclass::text)
      from pg_constraint c
     where c.contype = 'f'
+      and c.confrelid in ('auth.users'::regclass, 'public.users'::regclass)
       and c.conrelid in ('public.users'::regclass, 'public.user_profiles'::regclass,
                          'public.user_settings'::regclass)),
   array['user_profiles.c', 'user_settings.c', 'users.c'],
-  'Every identity foreign key cascades on delete'
+  'Every identity foreign key to a user cascades on delete'
 );
 
 select col_not_null('public', 'users', 'plan', 'public.users.plan is not null');

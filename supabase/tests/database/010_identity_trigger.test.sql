@@ -224,8 +224,8 @@ select is(
 -- -------------------------------------------------------------------------- constraints on users
 select throws_ok(
   $$update public.users set plan = 'enterprise' where id = tests.user_id('trigger-bob@example.com')$$,
-  '23514', null,
-  'An unknown plan is rejected'
+  '23503', null,
+  'An unknown plan is rejected (plan references subscription_plans)'
 );
 select throws_ok(
   $$update public.users set plan_status = 'gone' where id = tests.user_id('trigger-bob@example.com')$$,

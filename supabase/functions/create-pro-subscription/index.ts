@@ -1,0 +1,61 @@
+// POST /functions/v1/create-pro-subscription  { plan: "pro" | "max", billingPeriod: "monthly" | "yearly" }
+// → 200 { url, sessionId }: a Stripe Checkout Session (mode subscription) for the signed-in user; the client
+// redirects to url. The webhook applies the subscription when it is paid.
+// 400 bad body or Idempotency-Key · 401 not a signed-in user · 409 already on a paid plan (use
+// billing-portal) · 415 not JSON · 429 more than 10 a minute · 502/504 Stripe failed · 503 no price configured.
+// The same request twice (double click, retry) within 10 minutes, or with the same Idempotency-Key header,
+// answers with the same session. Any other body field (e.g. a userId) is ignored: the user is the token's.
+import {
+  assertNoLivePlan,
+  BILLING_RATE_LIMIT,
+  checkoutIdempotencyKey,
+  checkoutReturnUrls,
+  clientIdempotencyKey,
+  createCheckoutSession,
+  ensureStripeCustomer,
+  planPriceId,
+} from "../_shared/billing.ts";
+import { authenticate } from "../_shared/auth.ts";
+import { json, withHttp } from "../_shared/http.ts";
+import { limit, rateLimited, rateLimitHeaders } from "../_shared/ratelimit.ts";
+import type { Stripe } from "../_shared/stripe.ts";
+import { readJson, z } from "../_shared/validation.ts";
+
+const Body = z.object({
+  plan: z.enum(["pro", "max"]),
+  billingPeriod: z.enum(["monthly", "yearly"]),
+});
+
+Deno.serve(withHttp({ name: "create-pro-subscription", methods: ["POST"] }, async (req, ctx) => {
+  const { plan, billingPeriod } = await readJson(req, Body);
+  const clientKey = clientIdempotencyKey(req);
+
+  const user = await authenticate(req, { log: ctx.log });
+  const log = ctx.log.child({ user_id: user.id });
+
+  const rate = await limit(`create-pro-subscription:${user.id}`, BILLING_RATE_LIMIT);
+  if (!rate.allowed) throw rateLimited(rate);
+
+  await assertNoLivePlan(user);
+  const price = await planPriceId(plan, billingPeriod);
+  const customer = await ensureStripeCustomer(user, log);
+  const params: Stripe.Checkout.SessionCreateParams = {
+    mode: "subscription",
+    customer,
+    line_items: [{ price, quantity: 1 }],
+    client_reference_id: user.id,
+    metadata: { user_id: user.id, plan, billing_period: billingPeriod },
+    subscription_data: { metadata: { user_id: user.id, plan } },
+    ...checkoutReturnUrls(),
+  };
+  const key = await checkoutIdempotencyKey("subscription", user, clientKey, [plan, billingPeriod], params);
+  const session = await createCheckoutSession(params, key, log);
+
+  log.info("checkout session", {
+    kind: "subscription",
+    plan,
+    billing_period: billingPeriod,
+    session: session.sessionId,
+  });
+  return json(session, { headers: rateLimitHeaders(rate) });
+}));
