@@ -50,8 +50,8 @@ export interface ProviderAdapter<Body = Record<string, unknown>> {
    * needs asking. `clientWantsUsage` says whether the client asked for it itself.
    */
   prepare(body: Body, route: Route, maxOutput: number): { body: Body; clientWantsUsage: boolean };
-  /** Headers for the upstream call (its own auth with the server's key). */
-  upstreamHeaders(key: string): Record<string, string>;
+  /** Headers for the upstream call: its own auth with the server's key, plus what it passes on from the client. */
+  upstreamHeaders(key: string, req: Request): Record<string, string>;
   usageFromJson(json: unknown): Usage | null;
   createStreamMeter(clientWantsUsage: boolean): StreamMeter;
   /** The provider's request id header, if it sends one. */

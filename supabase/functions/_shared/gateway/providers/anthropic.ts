@@ -80,7 +80,16 @@ export const anthropic: ProviderAdapter<MessagesBody> = {
     body: { ...body, max_tokens: Math.min(body.max_tokens, maxOutput) },
     clientWantsUsage: true,
   }),
-  upstreamHeaders: (key) => ({ "x-api-key": key, "anthropic-version": "2023-06-01" }),
+  // The client's API version and beta flags pass through (the SDK's 1.x line speaks 2026-10-21).
+  upstreamHeaders: (key, req) => {
+    const headers: Record<string, string> = {
+      "x-api-key": key,
+      "anthropic-version": req.headers.get("anthropic-version") ?? "2023-06-01",
+    };
+    const beta = req.headers.get("anthropic-beta");
+    if (beta) headers["anthropic-beta"] = beta;
+    return headers;
+  },
   usageFromJson: (json) => {
     const u = (json as { usage?: AnthropicUsage } | null)?.usage;
     return u ? toUsage(u) : null;

@@ -1,0 +1,1335 @@
+// Fake LLM upstreams on 127.0.0.1, one HTTP server for four providers, speaking each one's real wire format
+// closely enough that the official SDKs work against it with only the base URL and API key changed:
+//
+//   OpenAI      POST /v1/chat/completions                        SDK baseURL = `${url}/v1`
+//   Perplexity  POST /chat/completions                           SDK (openai) baseURL = url
+//   Anthropic   POST /v1/messages                                SDK baseURL = url
+//   Gemini      POST /{v1,v1beta}/models/{model}:generateContent SDK httpOptions.baseUrl = url (genai 3.x uses v1)
+//               POST /{v1,v1beta}/models/{model}:streamGenerateContent?alt=sse   (without alt=sse: a JSON array)
+//
+// Auth as each provider does it: OpenAI and Perplexity `Authorization: Bearer <key>`; Anthropic `x-api-key` or,
+// as SDKs send it since API version 2026-10-21, `Authorization: Bearer` (x-api-key wins), with `anthropic-version`
+// required (on 2026-10-21 and later, temperature/top_p/top_k are a 400 as upstream); Gemini `x-goog-api-key` or
+// `?key=`. A wrong or missing key is answered in the provider's own error shape (OpenAI/Perplexity 401,
+// Anthropic 401 authentication_error, Gemini 400 API_KEY_INVALID, or 403 PERMISSION_DENIED when missing).
+//
+// Output is deterministic. The reply is `script.reply`, else "echo: " + the text of the last user message. A stream
+// splits it into `chunks` content chunks (by code points: chunk i is [floor(i*len/n), floor((i+1)*len/n))).
+// Token counts are the script's, never counted from text (see `reportedUsage` for the exact per-provider objects):
+//   inputTokens   total prompt tokens, cached ones included       (default 11)
+//   outputTokens  total output tokens, reasoning ones included    (default 7)
+//   cachedTokens  prompt tokens read from cache (<= input)        (default 0)
+//   cacheCreationTokens  prompt tokens written to cache (Anthropic only; cached + creation <= input) (default 0)
+//   reasoningTokens      output tokens spent thinking (<= output)  (default 0)
+// A stream reports cumulative usage where the provider does (Perplexity chunks, Gemini chunks, Anthropic
+// message_delta): after content chunk i (0-based) of n, output so far is floor(output * (i + 1) / n).
+//
+// Fault injection through `setScript`: `status` (answer that status in the provider's error shape), `delayMs`
+// before anything is answered, `chunkDelayMs` between stream events, `hangAfterChunks` (send that many content
+// chunks, then nothing until the client goes away), `errorAfterChunks` (a mid-stream error event in the
+// provider's format). Every request is recorded in `calls` (provider, path, lower-case headers, parsed body) and
+// `calls[i].aborted` turns true, and `calls[i].settled` resolves "aborted", when the client goes away first. That
+// is always seen once a stream's headers are out (chunkDelayMs, hangAfterChunks); while the answer is still held
+// back (delayMs, a non-streaming hang) Deno's server notices a client leaving only for small requests, so there
+// the exchange is only certain to end when `stop()` ends it (as aborted).
+//
+//   await using llm = await startFakeLlm();
+//   llm.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, chunks: 5 });
+//   llm.setScript({ status: 503, times: 1, provider: "openai" });   // only the next OpenAI request fails
+//
+// Per request the server parses the body and serialises the answer once; a stream without delays is sent as one
+// body. For a throughput benchmark start it with `recordCalls: false` (or run this file: `deno run --allow-net
+// supabase/functions/tests/_lib/fake-llm.ts --port 12120`), so memory stays flat.
+
+export type LlmProvider = "openai" | "anthropic" | "gemini" | "perplexity";
+export const LLM_PROVIDERS: readonly LlmProvider[] = ["openai", "anthropic", "gemini", "perplexity"];
+
+/** The key every provider accepts unless `apiKey`/`apiKeys` says otherwise. */
+export const FAKE_LLM_API_KEY = "fake-llm-test-key";
+
+export type StopReason = "stop" | "length";
+
+export type FakeLlmScript = {
+  /** The reply text; default "echo: " + the text of the last user message. */
+  reply?: string;
+  /** Content chunks in a stream (default 5). */
+  chunks?: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  cachedTokens?: number;
+  cacheCreationTokens?: number;
+  reasoningTokens?: number;
+  /** Why generation stopped: OpenAI/Perplexity stop|length, Anthropic end_turn|max_tokens, Gemini STOP|MAX_TOKENS. */
+  stopReason?: StopReason;
+  /** Answer this HTTP status (>= 400) in the provider's error shape, after auth. */
+  status?: number;
+  /** The error message for `status` / `errorAfterChunks` (default: what the provider says for that status). */
+  errorMessage?: string;
+  /** Seconds, sent as `retry-after` with an error status. */
+  retryAfter?: number;
+  /** Wait this long before answering anything (ends early if Deno reports that the client went away). */
+  delayMs?: number;
+  /** Wait this long between stream events. */
+  chunkDelayMs?: number;
+  /**
+   * Streams: send the preamble and this many content chunks, then nothing, keeping the connection open until the
+   * client goes away (or `stop()`). Non-streaming requests: send no answer at all until then.
+   */
+  hangAfterChunks?: number;
+  /** Streams: after this many content chunks, send the provider's mid-stream error event and end the stream. */
+  errorAfterChunks?: number;
+  /** The status of that mid-stream error (default 500; Anthropic 529 is overloaded_error). */
+  streamErrorStatus?: number;
+  /** Only requests to these providers (default all). */
+  provider?: LlmProvider | readonly LlmProvider[];
+  /**
+   * Without `times` the script is the standing one (for `provider`, or for all providers, replacing every other
+   * script). With `times` it applies to the next `times` matching requests only, on top of the standing script.
+   */
+  times?: number;
+};
+
+/** A script with every default filled in. */
+export type ResolvedScript = {
+  reply: string | undefined;
+  chunks: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+  cacheCreationTokens: number;
+  reasoningTokens: number;
+  stopReason: StopReason;
+  status: number;
+  errorMessage: string | undefined;
+  retryAfter: number | undefined;
+  delayMs: number;
+  chunkDelayMs: number;
+  hangAfterChunks: number | undefined;
+  errorAfterChunks: number | undefined;
+  streamErrorStatus: number;
+};
+
+export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
+  reply: undefined,
+  chunks: 5,
+  inputTokens: 11,
+  outputTokens: 7,
+  cachedTokens: 0,
+  cacheCreationTokens: 0,
+  reasoningTokens: 0,
+  stopReason: "stop",
+  status: 0,
+  errorMessage: undefined,
+  retryAfter: undefined,
+  delayMs: 0,
+  chunkDelayMs: 0,
+  hangAfterChunks: undefined,
+  errorAfterChunks: undefined,
+  streamErrorStatus: 500,
+});
+
+export type FakeLlmCall = {
+  /** 1, 2, … in arrival order. */
+  readonly seq: number;
+  readonly provider: LlmProvider;
+  readonly method: string;
+  /** The path without the query, e.g. /v1beta/models/gemini-2.5-flash:streamGenerateContent. */
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  /** Request headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The parsed JSON body (null when empty or not JSON). */
+  readonly body: unknown;
+  /** body.model, or the model in a Gemini path. */
+  readonly model: string;
+  readonly stream: boolean;
+  readonly receivedAt: number;
+  /** The reply text (also for error answers: what it would have been). */
+  readonly reply: string;
+  /** The HTTP status answered (0 until answered). */
+  status: number;
+  /** Content chunks written so far (streams; a non-stream answer counts as its `chunks`). */
+  chunksSent: number;
+  /** True once the client went away before the answer was complete. */
+  aborted: boolean;
+  /** True once the answer was sent in full. */
+  completed: boolean;
+  /** Settles when the exchange ends: "completed", or "aborted" (client gone, or the server stopped). */
+  readonly settled: Promise<"completed" | "aborted">;
+};
+
+export type FakeLlmOptions = {
+  /** Default 0 (an ephemeral port). */
+  port?: number;
+  hostname?: string;
+  /** The key all providers accept (default FAKE_LLM_API_KEY). */
+  apiKey?: string;
+  /** Per-provider keys, over `apiKey`. */
+  apiKeys?: Partial<Record<LlmProvider, string>>;
+  /** The initial standing script. */
+  script?: FakeLlmScript;
+  /** Record requests in `calls` (default true); `counts` are kept either way. */
+  recordCalls?: boolean;
+};
+
+// ------------------------------------------------------------------------------------ token rules
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** Perplexity's usage (sonar prices: $1/M input and output tokens, $0.005 per request at low context). */
+function perplexityUsage(input: number, output: number) {
+  const inputCost = round6(input / 1e6);
+  const outputCost = round6(output / 1e6);
+  return {
+    prompt_tokens: input,
+    completion_tokens: output,
+    total_tokens: input + output,
+    search_context_size: "low",
+    cost: {
+      input_tokens_cost: inputCost,
+      output_tokens_cost: outputCost,
+      request_cost: 0.005,
+      total_cost: round6(inputCost + outputCost + 0.005),
+    },
+  };
+}
+
+function geminiUsage(s: ResolvedScript, candidates: number) {
+  return {
+    promptTokenCount: s.inputTokens,
+    candidatesTokenCount: candidates,
+    totalTokenCount: s.inputTokens + candidates + s.reasoningTokens,
+    ...(s.cachedTokens > 0 && { cachedContentTokenCount: s.cachedTokens }),
+    promptTokensDetails: [{ modality: "TEXT", tokenCount: s.inputTokens }],
+    ...(s.cachedTokens > 0 && { cacheTokensDetails: [{ modality: "TEXT", tokenCount: s.cachedTokens }] }),
+    ...(s.reasoningTokens > 0 && { thoughtsTokenCount: s.reasoningTokens }),
+  };
+}
+
+function anthropicUsage(s: ResolvedScript, output: number) {
+  return {
+    input_tokens: s.inputTokens - s.cachedTokens - s.cacheCreationTokens,
+    cache_creation_input_tokens: s.cacheCreationTokens,
+    cache_read_input_tokens: s.cachedTokens,
+    cache_creation: { ephemeral_5m_input_tokens: s.cacheCreationTokens, ephemeral_1h_input_tokens: 0 },
+    output_tokens: output,
+    service_tier: "standard",
+  };
+}
+
+function openaiUsage(s: ResolvedScript) {
+  return {
+    prompt_tokens: s.inputTokens,
+    completion_tokens: s.outputTokens,
+    total_tokens: s.inputTokens + s.outputTokens,
+    prompt_tokens_details: { cached_tokens: s.cachedTokens, audio_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: s.reasoningTokens,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+  };
+}
+
+/**
+ * The usage object a provider reports for a script (non-stream answer, or the final one of a stream):
+ *   openai      usage {prompt_tokens: input, completion_tokens: output, total_tokens: input + output,
+ *               prompt_tokens_details.cached_tokens: cached, completion_tokens_details.reasoning_tokens: reasoning}
+ *   perplexity  usage {prompt_tokens: input, completion_tokens: output, total_tokens, search_context_size, cost}
+ *   anthropic   usage {input_tokens: input - cached - cacheCreation (uncached, as Anthropic counts),
+ *               cache_read_input_tokens: cached, cache_creation_input_tokens: cacheCreation, output_tokens: output}
+ *   gemini      usageMetadata {promptTokenCount: input, candidatesTokenCount: output - reasoning,
+ *               totalTokenCount: input + output, cachedContentTokenCount: cached (only when > 0),
+ *               thoughtsTokenCount: reasoning (only when > 0)}
+ */
+export function reportedUsage(provider: LlmProvider, script: FakeLlmScript = {}): Record<string, unknown> {
+  const s = resolveScript(script);
+  switch (provider) {
+    case "openai":
+      return openaiUsage(s);
+    case "perplexity":
+      return perplexityUsage(s.inputTokens, s.outputTokens);
+    case "anthropic":
+      return anthropicUsage(s, s.outputTokens);
+    case "gemini":
+      return geminiUsage(s, s.outputTokens - s.reasoningTokens);
+  }
+}
+
+/** Output tokens reported after content chunk `i` (0-based) of `n`. */
+const cumulative = (total: number, i: number, n: number) => Math.floor(total * (i + 1) / n);
+
+/** The reply split as a stream sends it: `n` pieces by code points (empty pieces when the text is shorter). */
+export function splitReply(text: string, n: number): string[] {
+  const points = Array.from(text);
+  const pieces: string[] = [];
+  for (let i = 0; i < n; i++) {
+    pieces.push(
+      points.slice(Math.floor(i * points.length / n), Math.floor((i + 1) * points.length / n)).join(""),
+    );
+  }
+  return pieces;
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  let text = "";
+  for (const part of content) {
+    if (part && typeof part === "object" && typeof (part as { text?: unknown }).text === "string") {
+      text += (part as { text: string }).text;
+    }
+  }
+  return text;
+}
+
+/** The text of the last user message of a request body (messages[].content, or Gemini contents[].parts). */
+export function lastUserText(provider: LlmProvider, body: unknown): string {
+  if (!body || typeof body !== "object") return "";
+  const list = (body as Record<string, unknown>)[provider === "gemini" ? "contents" : "messages"];
+  if (!Array.isArray(list)) return "";
+  for (let i = list.length - 1; i >= 0; i--) {
+    const m = list[i] as Record<string, unknown> | null;
+    if (!m || typeof m !== "object") continue;
+    if (provider === "gemini") {
+      if (m.role === undefined || m.role === "user") return textOf(m.parts);
+    } else if (m.role === "user") return textOf(m.content);
+  }
+  return "";
+}
+
+function nonNegativeInt(name: string, v: unknown) {
+  if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0)) {
+    throw new TypeError(`fake-llm: ${name} must be a non-negative integer, got ${String(v)}`);
+  }
+}
+
+function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCRIPT): ResolvedScript {
+  const s: ResolvedScript = { ...base };
+  for (const key of Object.keys(s) as (keyof ResolvedScript)[]) {
+    const v = (script as Record<string, unknown>)[key];
+    if (v !== undefined) (s as Record<string, unknown>)[key] = v;
+  }
+  for (
+    const k of [
+      "chunks",
+      "inputTokens",
+      "outputTokens",
+      "cachedTokens",
+      "cacheCreationTokens",
+      "reasoningTokens",
+      "delayMs",
+      "chunkDelayMs",
+      "hangAfterChunks",
+      "errorAfterChunks",
+      "times",
+    ] as const
+  ) nonNegativeInt(k, k === "times" ? script.times : s[k]);
+  if (s.chunks < 1) throw new TypeError("fake-llm: chunks must be at least 1");
+  if (s.cachedTokens + s.cacheCreationTokens > s.inputTokens) {
+    throw new TypeError("fake-llm: cachedTokens + cacheCreationTokens must not exceed inputTokens");
+  }
+  if (s.reasoningTokens > s.outputTokens) {
+    throw new TypeError("fake-llm: reasoningTokens must not exceed outputTokens");
+  }
+  for (const k of ["status", "streamErrorStatus"] as const) {
+    if (s[k] !== 0 && !(Number.isInteger(s[k]) && s[k] >= 400 && s[k] <= 599)) {
+      throw new TypeError(`fake-llm: ${k} must be an error status (400-599), got ${s[k]}`);
+    }
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------------------------ error shapes
+
+type Answer = { status: number; body: string; headers: Record<string, string> };
+
+const JSON_TYPE = "application/json";
+const SSE_TYPE = "text/event-stream; charset=utf-8";
+
+const OPENAI_ERRORS: Record<number, [type: string, code: string | null, message: string]> = {
+  400: ["invalid_request_error", null, "Invalid request."],
+  401: ["invalid_request_error", "invalid_api_key", "Incorrect API key provided."],
+  403: [
+    "invalid_request_error",
+    "unsupported_country_region_territory",
+    "Country, region, or territory not supported",
+  ],
+  404: [
+    "invalid_request_error",
+    "model_not_found",
+    "The model does not exist or you do not have access to it.",
+  ],
+  429: ["requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again in 1s."],
+  500: ["server_error", null, "The server had an error while processing your request. Sorry about that!"],
+  503: ["server_error", null, "The engine is currently overloaded, please try again later."],
+};
+
+function openaiError(status: number, message?: string, param: string | null = null, code?: string | null) {
+  const [type, defaultCode, defaultMessage] = OPENAI_ERRORS[status] ??
+    (status >= 500 ? OPENAI_ERRORS[500] : OPENAI_ERRORS[400]);
+  return {
+    error: { message: message ?? defaultMessage, type, param, code: code === undefined ? defaultCode : code },
+  };
+}
+
+const PERPLEXITY_ERRORS: Record<number, [type: string, message: string]> = {
+  400: ["bad_request", "Invalid request."],
+  401: [
+    "invalid_api_key",
+    "Invalid API key provided. You can find your API key at https://www.perplexity.ai/settings/api.",
+  ],
+  429: ["rate_limit_exceeded", "Rate limit exceeded. Please try again later."],
+  500: ["internal_server_error", "Internal server error."],
+};
+
+function perplexityError(status: number, message?: string) {
+  const [type, defaultMessage] = PERPLEXITY_ERRORS[status] ??
+    (status >= 500 ? PERPLEXITY_ERRORS[500] : PERPLEXITY_ERRORS[400]);
+  return { error: { message: message ?? defaultMessage, type, code: status } };
+}
+
+const ANTHROPIC_ERRORS: Record<number, [type: string, message: string]> = {
+  400: ["invalid_request_error", "Invalid request."],
+  401: ["authentication_error", "invalid x-api-key"],
+  402: ["billing_error", "Your credit balance is too low to access the Anthropic API."],
+  403: ["permission_error", "Your API key does not have permission to use the specified resource."],
+  404: ["not_found_error", "Not found."],
+  413: ["request_too_large", "Request exceeds the maximum allowed number of bytes."],
+  429: ["rate_limit_error", "This request would exceed your organization's rate limit."],
+  500: ["api_error", "Internal server error"],
+  504: ["timeout_error", "Request timed out."],
+  529: ["overloaded_error", "Overloaded"],
+};
+
+/** Anthropic's error body; `request_id` is in HTTP error bodies, not in a stream's error event. */
+function anthropicError(status: number, message: string | undefined, requestId?: string) {
+  const [type, defaultMessage] = ANTHROPIC_ERRORS[status] ??
+    (status >= 500 ? ANTHROPIC_ERRORS[500] : ANTHROPIC_ERRORS[400]);
+  return {
+    type: "error",
+    error: { type, message: message ?? defaultMessage },
+    ...(requestId && { request_id: requestId }),
+  };
+}
+
+const GOOGLE_ERRORS: Record<number, [status: string, message: string]> = {
+  400: ["INVALID_ARGUMENT", "Request contains an invalid argument."],
+  401: ["UNAUTHENTICATED", "Request had invalid authentication credentials."],
+  403: ["PERMISSION_DENIED", "The caller does not have permission."],
+  404: ["NOT_FOUND", "Requested entity was not found."],
+  409: ["ABORTED", "The operation was aborted."],
+  429: [
+    "RESOURCE_EXHAUSTED",
+    "You exceeded your current quota, please check your plan and billing details.",
+  ],
+  499: ["CANCELLED", "The operation was cancelled."],
+  500: [
+    "INTERNAL",
+    "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guides/troubleshooting",
+  ],
+  501: ["NOT_IMPLEMENTED", "Method not implemented."],
+  503: ["UNAVAILABLE", "The model is overloaded. Please try again later."],
+  504: ["DEADLINE_EXCEEDED", "The request timed out. Please try again."],
+};
+
+function googleError(code: number, message?: string, details?: unknown[]) {
+  const [status, defaultMessage] = GOOGLE_ERRORS[code] ??
+    (code >= 500 ? GOOGLE_ERRORS[500] : GOOGLE_ERRORS[400]);
+  return { error: { code, message: message ?? defaultMessage, status, ...(details && { details }) } };
+}
+
+// ------------------------------------------------------------------------------------ server
+
+type Route = { provider: LlmProvider; model?: string; stream?: boolean };
+
+const GEMINI_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
+const ROUTES: Record<string, LlmProvider> = {
+  "/v1/chat/completions": "openai",
+  "/chat/completions": "perplexity",
+  "/v1/messages": "anthropic",
+};
+
+function route(path: string): Route | null {
+  const provider = ROUTES[path];
+  if (provider) return { provider };
+  const m = GEMINI_PATH.exec(path);
+  return m
+    ? { provider: "gemini", model: decodeURIComponent(m[2]), stream: m[3] === "streamGenerateContent" }
+    : null;
+}
+
+const encoder = new TextEncoder();
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+type MutableCall = { -readonly [K in keyof FakeLlmCall]: FakeLlmCall[K] };
+
+/** One request in flight: its record and the signal that ends its waits (client gone or server stopped). */
+class Exchange {
+  readonly call: MutableCall;
+  readonly #done = new AbortController();
+  readonly #resolve: (v: "completed" | "aborted") => void;
+
+  constructor(call: Omit<MutableCall, "settled">) {
+    const { promise, resolve } = Promise.withResolvers<"completed" | "aborted">();
+    this.call = Object.assign(call, { settled: promise });
+    this.#resolve = resolve;
+  }
+
+  get signal(): AbortSignal {
+    return this.#done.signal;
+  }
+
+  get ended(): boolean {
+    return this.#done.signal.aborted;
+  }
+
+  complete() {
+    if (this.ended) return;
+    this.call.completed = true;
+    this.#done.abort();
+    this.#resolve("completed");
+  }
+
+  abort() {
+    if (this.ended) return;
+    this.call.aborted = true;
+    this.#done.abort();
+    this.#resolve("aborted");
+  }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+const untilAborted = (signal: AbortSignal): Promise<void> =>
+  signal.aborted
+    ? Promise.resolve()
+    : new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+
+/** A stream to send: SSE events in order, which of them are content chunks, and how it ends. */
+type StreamPlan = {
+  preamble: string[];
+  chunks: string[];
+  /** Events after the last content chunk (finish, usage, [DONE] …). */
+  tail: string[];
+  /** The provider's mid-stream error event, after `sent` content chunks. */
+  error: (sent: number) => string;
+};
+
+export class FakeLlm implements AsyncDisposable {
+  readonly hostname: string;
+  readonly port: number;
+  /** Every request received (when `recordCalls`), in arrival order. */
+  readonly calls: FakeLlmCall[] = [];
+  /** Requests received per provider (recorded or not). */
+  readonly counts: Record<LlmProvider, number> = { openai: 0, anthropic: 0, gemini: 0, perplexity: 0 };
+  /** The key each provider accepts. */
+  readonly apiKeys: Readonly<Record<LlmProvider, string>>;
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #record: boolean;
+  readonly #live = new Set<Exchange>();
+  readonly #idPrefix = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+  #seq = 0;
+  #standing: Partial<Record<LlmProvider | "*", FakeLlmScript>> = {};
+  #resolved: Partial<Record<LlmProvider, ResolvedScript>> = {};
+  #queued: { script: FakeLlmScript; left: number }[] = [];
+  #waiters: { count: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #stopped: Promise<void> | undefined;
+
+  constructor(options: FakeLlmOptions = {}) {
+    const key = options.apiKey ?? FAKE_LLM_API_KEY;
+    this.apiKeys = Object.freeze({
+      openai: options.apiKeys?.openai ?? key,
+      anthropic: options.apiKeys?.anthropic ?? key,
+      gemini: options.apiKeys?.gemini ?? key,
+      perplexity: options.apiKeys?.perplexity ?? key,
+    });
+    this.#record = options.recordCalls ?? true;
+    if (options.script) this.setScript(options.script);
+    this.hostname = options.hostname ?? "127.0.0.1";
+    this.#server = Deno.serve(
+      { hostname: this.hostname, port: options.port ?? 0, onListen: () => {} },
+      (req, info) => this.#handle(req, info),
+    );
+    this.port = this.#server.addr.port;
+  }
+
+  /** http://127.0.0.1:PORT (no trailing slash). */
+  get url(): string {
+    return `http://${this.hostname}:${this.port}`;
+  }
+
+  /** The base URL each official SDK takes (openai: url + "/v1"; the others: url). */
+  get baseUrls(): Readonly<Record<LlmProvider, string>> {
+    const url = this.url;
+    return { openai: `${url}/v1`, anthropic: url, gemini: url, perplexity: url };
+  }
+
+  /**
+   * Sets what the fake answers (see FakeLlmScript): without `times`, the standing script for `provider` (or, with
+   * no provider, for all, replacing every script set before); with `times`, a script for the next `times` matching
+   * requests on top of the standing one. `setScript()` resets to the defaults. Throws on inconsistent numbers.
+   */
+  setScript(script: FakeLlmScript = {}): void {
+    resolveScript(script); // validates
+    const providers = script.provider === undefined
+      ? undefined
+      : typeof script.provider === "string"
+      ? [script.provider]
+      : script.provider;
+    script = { ...script };
+    if (script.times !== undefined) {
+      if (script.times > 0) this.#queued.push({ script, left: script.times });
+      return;
+    }
+    if (!providers) {
+      this.#standing = { "*": script };
+      this.#queued = [];
+    } else {
+      for (const p of providers) this.#standing[p] = script;
+    }
+    this.#resolved = {};
+  }
+
+  /** Forgets recorded calls and counts (scripts stay). */
+  clearCalls(): void {
+    this.calls.length = 0;
+    for (const p of LLM_PROVIDERS) this.counts[p] = 0;
+  }
+
+  /** Forgets calls, counts and scripts. */
+  reset(): void {
+    this.clearCalls();
+    this.setScript();
+  }
+
+  /** Resolves with `calls` once at least `count` requests were recorded; rejects after `timeoutMs`. */
+  waitForCalls(count: number, timeoutMs = 5000): Promise<FakeLlmCall[]> {
+    if (this.calls.length >= count) return Promise.resolve(this.calls);
+    const { promise, resolve, reject } = Promise.withResolvers<FakeLlmCall[]>();
+    const timer = setTimeout(() => {
+      this.#waiters = this.#waiters.filter((w) => w !== waiter);
+      reject(new Error(`fake-llm: ${this.calls.length} of ${count} calls after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const waiter = {
+      count,
+      resolve: () => {
+        clearTimeout(timer);
+        resolve(this.calls);
+      },
+      reject: (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    };
+    this.#waiters.push(waiter);
+    return promise;
+  }
+
+  /** Stops listening; requests still waiting or hanging end as aborted. Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      for (const ex of this.#live) ex.abort();
+      for (const w of this.#waiters) w.reject(new Error("fake-llm: stopped"));
+      this.#waiters = [];
+      await this.#server.shutdown();
+    })();
+    return this.#stopped;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #scriptFor(provider: LlmProvider): ResolvedScript {
+    let standing = this.#resolved[provider];
+    if (!standing) {
+      standing = resolveScript(this.#standing[provider] ?? {}, resolveScript(this.#standing["*"] ?? {}));
+      this.#resolved[provider] = standing;
+    }
+    if (this.#queued.length === 0) return standing;
+    const i = this.#queued.findIndex(({ script }) =>
+      script.provider === undefined || script.provider === provider ||
+      (Array.isArray(script.provider) && script.provider.includes(provider))
+    );
+    if (i < 0) return standing;
+    const q = this.#queued[i];
+    if (--q.left === 0) this.#queued.splice(i, 1);
+    return resolveScript(q.script, standing);
+  }
+
+  #seqId(seq: number): string {
+    return this.#idPrefix + seq.toString(36).padStart(8, "0");
+  }
+
+  // ---------------------------------------------------------------------------------- handling
+
+  async #handle(req: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+    const url = new URL(req.url);
+    const r = route(url.pathname);
+    if (!r) {
+      return Response.json(
+        {
+          error: {
+            message: `fake-llm: no route for ${req.method} ${url.pathname}`,
+            type: "invalid_request_error",
+          },
+        },
+        { status: 404 },
+      );
+    }
+    const { provider } = r;
+    const seq = ++this.#seq;
+    const requestId = this.#seqId(seq);
+    if (req.method !== "POST") {
+      return this.#send(this.#error(provider, 405, `Method ${req.method} not allowed`, requestId));
+    }
+    let text: string;
+    try {
+      text = await req.text();
+    } catch {
+      return new Response(null, { status: 499 });
+    }
+    let body: unknown = null;
+    let badJson = false;
+    if (text !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        badJson = true;
+      }
+    }
+    const fields = body !== null && typeof body === "object" && !Array.isArray(body)
+      ? body as Record<string, unknown>
+      : {};
+    const model = r.model ?? (typeof fields.model === "string" ? fields.model : "");
+    const stream = r.stream ?? fields.stream === true;
+    const script = this.#scriptFor(provider);
+    const headers: Record<string, string> = {};
+    req.headers.forEach((v, k) => headers[k] = v);
+    const query: Record<string, string> = {};
+    url.searchParams.forEach((v, k) => query[k] = v);
+
+    const ex = new Exchange({
+      seq,
+      provider,
+      method: req.method,
+      path: url.pathname,
+      query,
+      headers,
+      body,
+      model,
+      stream,
+      receivedAt: Date.now(),
+      reply: script.reply ?? "echo: " + lastUserText(provider, body),
+      status: 0,
+      chunksSent: 0,
+      aborted: false,
+      completed: false,
+    });
+    this.counts[provider]++;
+    if (this.#record) {
+      this.calls.push(ex.call);
+      if (this.#waiters.length) {
+        const ready = this.#waiters.filter((w) => w.count <= this.calls.length);
+        this.#waiters = this.#waiters.filter((w) => w.count > this.calls.length);
+        for (const w of ready) w.resolve();
+      }
+    }
+    this.#live.add(ex);
+    ex.call.settled.then(() => this.#live.delete(ex));
+    // Delivered in full, or not (the client went away mid-body): Deno's word on how the exchange ended.
+    info.completed.then(() => ex.complete(), () => ex.abort());
+    // While the answer is held back (delayMs, or a non-streaming hang) only request.signal can tell that the client
+    // went away, and Deno's server reports that reliably only for small requests (a client that sends a few
+    // hundred bytes more is often not noticed before the answer is written). Once a body is streaming, a client
+    // going away is always seen (stream cancel / info.completed). request.signal is touched only when it can help:
+    // Deno also aborts it after every successful answer, and warns once per process when it was read.
+    if (script.delayMs === 0 && (stream || script.hangAfterChunks === undefined)) {
+      return this.#answer(ex, req, url, script, badJson, fields);
+    }
+    const onAbort = () => ex.abort();
+    if (req.signal.aborted) ex.abort();
+    else req.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.#answer(ex, req, url, script, badJson, fields);
+    } finally {
+      req.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async #answer(
+    ex: Exchange,
+    req: Request,
+    url: URL,
+    script: ResolvedScript,
+    badJson: boolean,
+    fields: Record<string, unknown>,
+  ): Promise<Response> {
+    const { provider, stream, query } = ex.call;
+    const requestId = this.#seqId(ex.call.seq);
+
+    if (script.delayMs > 0) {
+      await sleep(script.delayMs, ex.signal);
+      if (ex.ended) return new Response(null, { status: 499 });
+    }
+    const refusal = this.#authFailure(provider, req, url, requestId) ??
+      (badJson ? this.#error(provider, 400, undefined, requestId, "json") : null) ??
+      (script.status ? this.#error(provider, script.status, script.errorMessage, requestId) : null) ??
+      this.#invalid(provider, fields, requestId, req.headers.get("anthropic-version") ?? "");
+    if (refusal) {
+      if (script.status && script.retryAfter !== undefined) {
+        refusal.headers["retry-after"] = String(script.retryAfter);
+      }
+      return this.#finish(ex, refusal);
+    }
+
+    if (!stream) {
+      if (script.hangAfterChunks !== undefined) {
+        await untilAborted(ex.signal);
+        return new Response(null, { status: 499 });
+      }
+      ex.call.chunksSent = script.chunks;
+      return this.#finish(ex, this.#complete(provider, ex.call, script, requestId));
+    }
+    return this.#stream(ex, provider, script, requestId, query.alt === "sse" || provider !== "gemini");
+  }
+
+  #finish(ex: Exchange, answer: Answer): Response {
+    ex.call.status = answer.status;
+    return this.#send(answer);
+  }
+
+  #send(answer: Answer): Response {
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  }
+
+  #headers(provider: LlmProvider, requestId: string, contentType: string): Record<string, string> {
+    switch (provider) {
+      case "openai":
+        return {
+          "content-type": contentType,
+          "x-request-id": `req_${requestId}`,
+          "openai-version": "2020-10-01",
+          "openai-organization": "user-fake-llm",
+          "openai-processing-ms": "1",
+        };
+      case "anthropic":
+        return {
+          "content-type": contentType,
+          "request-id": `req_${requestId}`,
+          "anthropic-organization-id": "00000000-0000-4000-8000-000000000000",
+        };
+      case "gemini":
+        return {
+          "content-type": contentType === JSON_TYPE ? "application/json; charset=UTF-8" : contentType,
+        };
+      case "perplexity":
+        return { "content-type": contentType };
+    }
+  }
+
+  #error(
+    provider: LlmProvider,
+    status: number,
+    message: string | undefined,
+    requestId: string,
+    why?: "json",
+  ): Answer {
+    let body: unknown;
+    switch (provider) {
+      case "openai":
+        body = openaiError(
+          status,
+          why === "json"
+            ? "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+            : message,
+        );
+        break;
+      case "perplexity":
+        body = perplexityError(status, why === "json" ? "Invalid JSON in request body." : message);
+        break;
+      case "anthropic":
+        body = anthropicError(
+          status,
+          why === "json" ? "There was an error parsing the body of your request as JSON." : message,
+          `req_${requestId}`,
+        );
+        break;
+      case "gemini":
+        body = googleError(status, why === "json" ? "Invalid JSON payload received." : message);
+        break;
+    }
+    return { status, body: JSON.stringify(body), headers: this.#headers(provider, requestId, JSON_TYPE) };
+  }
+
+  #authFailure(provider: LlmProvider, req: Request, url: URL, requestId: string): Answer | null {
+    const expected = this.apiKeys[provider];
+    const h = req.headers;
+    switch (provider) {
+      case "openai":
+      case "perplexity": {
+        const auth = h.get("authorization");
+        const key = auth?.startsWith("Bearer ") ? auth.slice(7) : null;
+        if (key === expected) return null;
+        const answer = this.#error(provider, 401, undefined, requestId);
+        if (provider === "openai") {
+          answer.body = JSON.stringify(
+            key === null
+              ? openaiError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                null,
+                null,
+              )
+              : openaiError(
+                401,
+                `Incorrect API key provided: ${
+                  maskKey(key)
+                }. You can find your API key at https://platform.openai.com/account/api-keys.`,
+              ),
+          );
+        }
+        return answer;
+      }
+      case "anthropic": {
+        // x-api-key, or (what SDKs send since API version 2026-10-21) a bearer token; x-api-key wins.
+        const auth = h.get("authorization");
+        const key = h.get("x-api-key") ?? (auth?.startsWith("Bearer ") ? auth.slice(7) : null);
+        if (key !== expected) {
+          return this.#error(
+            provider,
+            401,
+            key === null ? "x-api-key header is required" : "invalid x-api-key",
+            requestId,
+          );
+        }
+        if (!h.get("anthropic-version")) {
+          return this.#error(provider, 400, "anthropic-version: header is required", requestId);
+        }
+        return null;
+      }
+      case "gemini": {
+        const key = h.get("x-goog-api-key") ?? url.searchParams.get("key");
+        if (key === expected) return null;
+        if (key === null) {
+          return this.#error(
+            provider,
+            403,
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+            requestId,
+          );
+        }
+        const message = "API key not valid. Please pass a valid API key.";
+        return {
+          status: 400,
+          body: JSON.stringify(googleError(400, message, [
+            {
+              "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+              reason: "API_KEY_INVALID",
+              domain: "googleapis.com",
+              metadata: { service: "generativelanguage.googleapis.com" },
+            },
+            { "@type": "type.googleapis.com/google.rpc.LocalizedMessage", locale: "en-US", message },
+          ])),
+          headers: this.#headers(provider, requestId, JSON_TYPE),
+        };
+      }
+    }
+  }
+
+  /** The required fields each provider checks, answered as it answers them. */
+  #invalid(
+    provider: LlmProvider,
+    f: Record<string, unknown>,
+    requestId: string,
+    anthropicVersion: string,
+  ): Answer | null {
+    switch (provider) {
+      case "openai":
+      case "perplexity":
+        if (typeof f.model !== "string" || f.model === "") {
+          return this.#error(provider, 400, "you must provide a model parameter", requestId);
+        }
+        if (!Array.isArray(f.messages)) {
+          const a = this.#error(provider, 400, "Missing required parameter: 'messages'.", requestId);
+          if (provider === "openai") {
+            a.body = JSON.stringify(
+              openaiError(
+                400,
+                "Missing required parameter: 'messages'.",
+                "messages",
+                "missing_required_parameter",
+              ),
+            );
+          }
+          return a;
+        }
+        return null;
+      case "anthropic":
+        for (const field of ["model", "max_tokens", "messages"]) {
+          if (f[field] === undefined) {
+            return this.#error(provider, 400, `${field}: Field required`, requestId);
+          }
+        }
+        // API version 2026-10-21 removed the sampling parameters: sending one (any value) is a 400.
+        if (anthropicVersion >= "2026-10-21") {
+          for (const field of ["temperature", "top_p", "top_k"]) {
+            if (f[field] !== undefined) {
+              return this.#error(provider, 400, `${field}: Extra inputs are not permitted`, requestId);
+            }
+          }
+        }
+        return null;
+      case "gemini":
+        return Array.isArray(f.contents) && f.contents.length > 0 ? null : this.#error(
+          provider,
+          400,
+          "* GenerateContentRequest.contents: contents is not specified\n",
+          requestId,
+        );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- answers
+
+  #complete(provider: LlmProvider, call: FakeLlmCall, s: ResolvedScript, requestId: string): Answer {
+    const text = call.reply;
+    let body: unknown;
+    switch (provider) {
+      case "openai":
+        body = {
+          id: `chatcmpl-${requestId}`,
+          object: "chat.completion",
+          created: nowSeconds(),
+          model: call.model,
+          choices: [{
+            index: 0,
+            message: { role: "assistant", content: text, refusal: null, annotations: [] },
+            logprobs: null,
+            finish_reason: s.stopReason,
+          }],
+          usage: openaiUsage(s),
+          service_tier: "default",
+          system_fingerprint: "fp_fakellm",
+        };
+        break;
+      case "perplexity":
+        body = {
+          id: crypto.randomUUID(),
+          model: call.model,
+          created: nowSeconds(),
+          usage: perplexityUsage(s.inputTokens, s.outputTokens),
+          citations: PERPLEXITY_CITATIONS,
+          search_results: PERPLEXITY_SEARCH_RESULTS,
+          object: "chat.completion",
+          choices: [{
+            index: 0,
+            finish_reason: s.stopReason,
+            message: { role: "assistant", content: text },
+            delta: { role: "assistant", content: "" },
+          }],
+        };
+        break;
+      case "anthropic":
+        body = {
+          id: `msg_01${requestId}`,
+          type: "message",
+          role: "assistant",
+          model: call.model,
+          content: [{ type: "text", text }],
+          stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
+          stop_sequence: null,
+          usage: anthropicUsage(s, s.outputTokens),
+        };
+        break;
+      case "gemini":
+        body = {
+          candidates: [{
+            content: { parts: [{ text }], role: "model" },
+            finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS",
+            index: 0,
+          }],
+          usageMetadata: geminiUsage(s, s.outputTokens - s.reasoningTokens),
+          modelVersion: call.model,
+          responseId: requestId,
+        };
+        break;
+    }
+    return {
+      status: 200,
+      body: JSON.stringify(body),
+      headers: this.#headers(provider, requestId, JSON_TYPE),
+    };
+  }
+
+  #plan(
+    provider: LlmProvider,
+    call: FakeLlmCall,
+    s: ResolvedScript,
+    requestId: string,
+    sse: boolean,
+  ): StreamPlan {
+    const pieces = splitReply(call.reply, s.chunks);
+    const n = pieces.length;
+    const created = nowSeconds();
+    const data = (x: unknown) => `data: ${JSON.stringify(x)}\n\n`;
+    switch (provider) {
+      case "openai": {
+        const includeUsage =
+          (call.body as { stream_options?: { include_usage?: unknown } } | null)?.stream_options
+            ?.include_usage === true;
+        const head =
+          `{"id":"chatcmpl-${requestId}","object":"chat.completion.chunk","created":${created},"model":${
+            JSON.stringify(call.model)
+          },"service_tier":"default","system_fingerprint":"fp_fakellm",`;
+        const usageNull = includeUsage ? `,"usage":null` : "";
+        const chunk = (delta: unknown, finish: string | null) =>
+          `data: ${head}"choices":[{"index":0,"delta":${
+            JSON.stringify(delta)
+          },"logprobs":null,"finish_reason":${JSON.stringify(finish)}}]${usageNull}}\n\n`;
+        const tail = [chunk({}, s.stopReason)];
+        if (includeUsage) {
+          tail.push(`data: ${head}"choices":[],"usage":${JSON.stringify(openaiUsage(s))}}\n\n`);
+        }
+        tail.push("data: [DONE]\n\n");
+        return {
+          preamble: [chunk({ role: "assistant", content: "", refusal: null }, null)],
+          chunks: pieces.map((content) => chunk({ content }, null)),
+          tail,
+          error: () => data(openaiError(s.streamErrorStatus, s.errorMessage)),
+        };
+      }
+      case "perplexity": {
+        const id = crypto.randomUUID();
+        let sofar = "";
+        const chunk = (i: number, delta: string, finish: string | null) =>
+          data({
+            id,
+            model: call.model,
+            created,
+            usage: perplexityUsage(s.inputTokens, cumulative(s.outputTokens, i, n)),
+            citations: PERPLEXITY_CITATIONS,
+            search_results: PERPLEXITY_SEARCH_RESULTS,
+            object: "chat.completion.chunk",
+            choices: [{
+              index: 0,
+              finish_reason: finish,
+              message: { role: "assistant", content: sofar },
+              delta: { role: "assistant", content: delta },
+            }],
+          });
+        return {
+          preamble: [],
+          chunks: pieces.map((p, i) => {
+            sofar += p;
+            return chunk(i, p, null);
+          }),
+          tail: [chunk(n - 1, "", s.stopReason), "data: [DONE]\n\n"],
+          error: () => data(perplexityError(s.streamErrorStatus, s.errorMessage)),
+        };
+      }
+      case "anthropic": {
+        const event = (type: string, x: unknown) => `event: ${type}\ndata: ${JSON.stringify(x)}\n\n`;
+        const usage = anthropicUsage(s, Math.min(1, s.outputTokens));
+        return {
+          preamble: [
+            event("message_start", {
+              type: "message_start",
+              message: {
+                id: `msg_01${requestId}`,
+                type: "message",
+                role: "assistant",
+                model: call.model,
+                content: [],
+                stop_reason: null,
+                stop_sequence: null,
+                usage,
+              },
+            }),
+            event("content_block_start", {
+              type: "content_block_start",
+              index: 0,
+              content_block: { type: "text", text: "" },
+            }),
+            event("ping", { type: "ping" }),
+          ],
+          chunks: pieces.map((text) =>
+            event("content_block_delta", {
+              type: "content_block_delta",
+              index: 0,
+              delta: { type: "text_delta", text },
+            })
+          ),
+          tail: [
+            event("content_block_stop", { type: "content_block_stop", index: 0 }),
+            event("message_delta", {
+              type: "message_delta",
+              delta: {
+                stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
+                stop_sequence: null,
+              },
+              usage: {
+                input_tokens: usage.input_tokens,
+                cache_creation_input_tokens: usage.cache_creation_input_tokens,
+                cache_read_input_tokens: usage.cache_read_input_tokens,
+                output_tokens: s.outputTokens,
+              },
+            }),
+            event("message_stop", { type: "message_stop" }),
+          ],
+          error: () => event("error", anthropicError(s.streamErrorStatus, s.errorMessage)),
+        };
+      }
+      case "gemini": {
+        const candidates = s.outputTokens - s.reasoningTokens;
+        // Google frames SSE events with CRLF; without alt=sse the same objects come as one JSON array.
+        const frame = (x: unknown, i: number) =>
+          sse ? `data: ${JSON.stringify(x)}\r\n\r\n` : (i === 0 ? "[" : ",\r\n") + JSON.stringify(x);
+        return {
+          preamble: [],
+          chunks: pieces.map((text, i) =>
+            frame({
+              candidates: [{
+                content: { parts: [{ text }], role: "model" },
+                ...(i === n - 1 && { finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS" }),
+                index: 0,
+              }],
+              usageMetadata: geminiUsage(s, cumulative(candidates, i, n)),
+              modelVersion: call.model,
+              responseId: requestId,
+            }, i)
+          ),
+          tail: sse ? [] : ["]"],
+          error: (sent) => frame(googleError(s.streamErrorStatus, s.errorMessage), sent) + (sse ? "" : "]"),
+        };
+      }
+    }
+  }
+
+  #stream(ex: Exchange, provider: LlmProvider, s: ResolvedScript, requestId: string, sse: boolean): Response {
+    const plan = this.#plan(provider, ex.call, s, requestId, sse);
+    const headers = this.#headers(provider, requestId, sse ? SSE_TYPE : JSON_TYPE);
+    if (sse) headers["cache-control"] = "no-cache";
+    ex.call.status = 200;
+    const simple = s.chunkDelayMs === 0 && s.hangAfterChunks === undefined &&
+      s.errorAfterChunks === undefined;
+    if (simple) {
+      ex.call.chunksSent = plan.chunks.length;
+      return new Response(plan.preamble.join("") + plan.chunks.join("") + plan.tail.join(""), { headers });
+    }
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#pump(ex, s, plan, controller);
+      },
+      cancel: () => ex.abort(),
+    });
+    return new Response(body, { headers });
+  }
+
+  async #pump(
+    ex: Exchange,
+    s: ResolvedScript,
+    plan: StreamPlan,
+    controller: ReadableStreamDefaultController<Uint8Array>,
+  ) {
+    const { signal } = ex;
+    let first = true;
+    const send = async (event: string) => {
+      if (!first && s.chunkDelayMs > 0) await sleep(s.chunkDelayMs, signal);
+      first = false;
+      if (signal.aborted) return false;
+      controller.enqueue(encoder.encode(event));
+      return true;
+    };
+    try {
+      for (const event of plan.preamble) if (!await send(event)) return;
+      const n = plan.chunks.length;
+      const hangAt = s.hangAfterChunks === undefined ? -1 : Math.min(s.hangAfterChunks, n);
+      const errorAt = s.errorAfterChunks === undefined ? -1 : Math.min(s.errorAfterChunks, n);
+      for (let i = 0; i <= n; i++) {
+        if (hangAt === i) {
+          await untilAborted(signal);
+          return;
+        }
+        if (errorAt === i) {
+          if (!await send(plan.error(i))) return;
+          controller.close();
+          return;
+        }
+        if (i === n) break;
+        if (!await send(plan.chunks[i])) return;
+        ex.call.chunksSent++;
+      }
+      for (const event of plan.tail) if (!await send(event)) return;
+      controller.close();
+    } catch {
+      ex.abort(); // the client went away while we wrote
+    } finally {
+      if (ex.call.aborted) {
+        try {
+          controller.error(new Error("fake-llm: exchange aborted"));
+        } catch {
+          // already closed or cancelled
+        }
+      }
+    }
+  }
+}
+
+function maskKey(key: string): string {
+  return key.length <= 8
+    ? "*".repeat(key.length)
+    : `${key.slice(0, 3)}${"*".repeat(key.length - 7)}${key.slice(-4)}`;
+}
+
+const PERPLEXITY_SEARCH_RESULTS = [
+  {
+    title: "Fake LLM search result one",
+    url: "https://example.com/fake-llm/one",
+    date: "2025-01-01",
+    last_updated: "2025-01-02",
+    snippet: "A deterministic search result from the fake Perplexity.",
+    source: "web",
+  },
+  {
+    title: "Fake LLM search result two",
+    url: "https://example.org/fake-llm/two",
+    date: "2025-01-03",
+    last_updated: "2025-01-04",
+    snippet: "Another deterministic search result.",
+    source: "web",
+  },
+];
+const PERPLEXITY_CITATIONS = PERPLEXITY_SEARCH_RESULTS.map((r) => r.url);
+
+/** Starts the fake on 127.0.0.1 (port 0 = ephemeral). */
+export function startFakeLlm(options: FakeLlmOptions = {}): Promise<FakeLlm> {
+  return Promise.resolve(new FakeLlm(options));
+}
+
+if (import.meta.main) {
+  const arg = (name: string) => {
+    const i = Deno.args.indexOf(`--${name}`);
+    return i >= 0 ? Deno.args[i + 1] : undefined;
+  };
+  const llm = await startFakeLlm({
+    port: Number(arg("port") ?? 0),
+    apiKey: arg("key"),
+    recordCalls: false,
+  });
+  console.log(`fake-llm listening on ${llm.url} (key ${llm.apiKeys.openai})`);
+}

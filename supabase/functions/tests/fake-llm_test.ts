@@ -1,0 +1,666 @@
+// The fake LLM upstreams speak the providers' real wire formats: the official SDKs, pointed straight at the fake
+// (only base URL and key changed), parse its answers, streams, usage and errors. No stack, no env vars.
+import assert from "node:assert/strict";
+import OpenAI from "npm:openai@7.57.0";
+import Anthropic from "npm:@anthropic-ai/sdk@1.13.0";
+import { ApiError, GoogleGenAI } from "npm:@google/genai@3.3.0";
+import { FAKE_LLM_API_KEY, type FakeLlm, reportedUsage, splitReply, startFakeLlm } from "./_lib/fake-llm.ts";
+
+const KEY = FAKE_LLM_API_KEY;
+const WRONG = "sk-this-key-is-wrong-1234";
+
+const openai = (fake: FakeLlm, apiKey = KEY) =>
+  new OpenAI({ apiKey, baseURL: fake.baseUrls.openai, maxRetries: 0 });
+const perplexity = (fake: FakeLlm, apiKey = KEY) => new OpenAI({ apiKey, baseURL: fake.url, maxRetries: 0 });
+const anthropic = (fake: FakeLlm, apiKey = KEY) =>
+  new Anthropic({ apiKey, baseURL: fake.url, maxRetries: 0 });
+const gemini = (fake: FakeLlm, apiKey = KEY) =>
+  new GoogleGenAI({ apiKey, httpOptions: { baseUrl: fake.url } });
+
+const userSays = (content: string) => [{ role: "user" as const, content }];
+const geminiSays = (text: string) => [{ role: "user", parts: [{ text }] }];
+
+/** Runs `fn` and returns what it threw (fails if it did not throw). */
+async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  assert.fail("expected an error");
+}
+
+// ------------------------------------------------------------------------------------------ OpenAI
+
+Deno.test("openai SDK: a chat completion has the echo reply and exactly the scripted usage", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, reasoningTokens: 5 });
+  const completion = await openai(fake).chat.completions.create({
+    model: "gpt-4o-mini",
+    messages: [{ role: "system", content: "be brief" }, ...userSays("Hello fake")],
+  });
+  assert.equal(completion.object, "chat.completion");
+  assert.match(completion.id, /^chatcmpl-/);
+  assert.equal(completion.model, "gpt-4o-mini");
+  assert.equal(completion.choices[0].message.content, "echo: Hello fake");
+  assert.equal(completion.choices[0].finish_reason, "stop");
+  assert.equal(completion.usage?.prompt_tokens, 120);
+  assert.equal(completion.usage?.completion_tokens, 45);
+  assert.equal(completion.usage?.total_tokens, 165);
+  assert.equal(completion.usage?.prompt_tokens_details?.cached_tokens, 20);
+  assert.equal(completion.usage?.completion_tokens_details?.reasoning_tokens, 5);
+  assert.deepEqual(
+    completion.usage,
+    reportedUsage("openai", { inputTokens: 120, outputTokens: 45, cachedTokens: 20, reasoningTokens: 5 }),
+  );
+
+  assert.equal(fake.calls.length, 1);
+  const call = fake.calls[0];
+  assert.equal(call.provider, "openai");
+  assert.equal(call.method, "POST");
+  assert.equal(call.path, "/v1/chat/completions");
+  assert.equal(call.headers.authorization, `Bearer ${KEY}`);
+  assert.equal(call.model, "gpt-4o-mini");
+  assert.equal(call.stream, false);
+  assert.deepEqual((call.body as { messages: unknown }).messages, [
+    { role: "system", content: "be brief" },
+    { role: "user", content: "Hello fake" },
+  ]);
+  assert.equal(await call.settled, "completed");
+});
+
+Deno.test("openai SDK: a stream without stream_options sends content chunks and no usage chunk", async () => {
+  await using fake = await startFakeLlm();
+  const stream = await openai(fake).chat.completions.create({
+    model: "gpt-4o-mini",
+    messages: userSays("stream me"),
+    stream: true,
+  });
+  const chunks: OpenAI.ChatCompletionChunk[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  // role chunk, 5 content chunks, finish chunk
+  assert.equal(chunks.length, 7);
+  assert.ok(chunks.every((c) => c.object === "chat.completion.chunk" && c.id === chunks[0].id));
+  assert.ok(chunks.every((c) => !("usage" in c)), "no usage field at all unless asked for");
+  assert.equal(chunks[0].choices[0].delta.role, "assistant");
+  const pieces = chunks.slice(1, 6).map((c) => c.choices[0].delta.content);
+  assert.deepEqual(pieces, splitReply("echo: stream me", 5));
+  assert.equal(pieces.join(""), "echo: stream me");
+  assert.equal(chunks.at(-1)?.choices[0].finish_reason, "stop");
+  assert.equal(fake.calls[0].stream, true);
+  assert.equal(fake.calls[0].chunksSent, 5);
+});
+
+Deno.test("openai SDK: stream_options.include_usage adds a last chunk with empty choices and the usage", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, chunks: 3 });
+  const stream = await openai(fake).chat.completions.create({
+    model: "gpt-4o",
+    messages: userSays("count me"),
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  assert.equal(chunks.length, 1 + 3 + 1 + 1);
+  const last = chunks.at(-1)!;
+  assert.deepEqual(last.choices, []);
+  assert.equal(last.usage?.prompt_tokens, 120);
+  assert.equal(last.usage?.completion_tokens, 45);
+  assert.equal(last.usage?.total_tokens, 165);
+  assert.equal(last.usage?.prompt_tokens_details?.cached_tokens, 20);
+  assert.ok(chunks.slice(0, -1).every((c) => c.usage === null), "usage: null on every other chunk");
+  assert.equal(chunks.at(-2)?.choices[0].finish_reason, "stop");
+});
+
+Deno.test("openai SDK: the chat-completion stream helper yields the final content and usage", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "a fixed reply", inputTokens: 30, outputTokens: 4 });
+  const runner = openai(fake).chat.completions.stream({
+    model: "gpt-4o-mini",
+    messages: userSays("ignored"),
+    stream_options: { include_usage: true },
+  });
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].message.content, "a fixed reply");
+  assert.equal(final.usage?.prompt_tokens, 30);
+  assert.equal(final.usage?.completion_tokens, 4);
+});
+
+// -------------------------------------------------------------------------------------- Perplexity
+
+Deno.test("perplexity via the openai SDK (base URL without /v1): a completion has citations and search_results", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 14, outputTokens: 70 });
+  const completion = await perplexity(fake).chat.completions.create({
+    model: "sonar",
+    messages: userSays("news?"),
+  });
+  assert.equal(fake.calls[0].path, "/chat/completions");
+  assert.equal(fake.calls[0].provider, "perplexity");
+  assert.equal(completion.choices[0].message.content, "echo: news?");
+  assert.equal(completion.usage?.prompt_tokens, 14);
+  assert.equal(completion.usage?.completion_tokens, 70);
+  assert.equal(completion.usage?.total_tokens, 84);
+  const extra = completion as unknown as { citations: string[]; search_results: { url: string }[] };
+  assert.equal(extra.citations.length, 2);
+  assert.deepEqual(extra.search_results.map((r) => r.url), extra.citations);
+});
+
+Deno.test("perplexity via the openai SDK: every stream chunk carries cumulative usage, the last the full count", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 14, outputTokens: 10, chunks: 4 });
+  const stream = await perplexity(fake).chat.completions.create({
+    model: "sonar",
+    messages: userSays("tell me"),
+    stream: true,
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  assert.equal(chunks.length, 4 + 1);
+  assert.deepEqual(chunks.map((c) => c.usage?.completion_tokens), [2, 5, 7, 10, 10]);
+  assert.ok(chunks.every((c) => c.usage?.prompt_tokens === 14));
+  assert.equal(chunks.map((c) => c.choices[0].delta.content).join(""), "echo: tell me");
+  assert.equal(chunks.at(-1)?.choices[0].finish_reason, "stop");
+  assert.ok(chunks.every((c) => (c as unknown as { citations: string[] }).citations.length === 2));
+});
+
+// --------------------------------------------------------------------------------------- Anthropic
+
+Deno.test("anthropic SDK: a message has the echo reply and Anthropic's split of cached input", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, cacheCreationTokens: 30 });
+  const message = await anthropic(fake).messages.create({
+    model: "claude-sonnet-5-5",
+    max_tokens: 1024,
+    messages: userSays("Hi Claude"),
+  });
+  assert.equal(message.type, "message");
+  assert.match(message.id, /^msg_/);
+  assert.equal(message.role, "assistant");
+  assert.deepEqual(message.content.map((b) => b.type === "text" ? b.text : b.type), ["echo: Hi Claude"]);
+  assert.equal(message.stop_reason, "end_turn");
+  assert.equal(message.usage.input_tokens, 70, "uncached input only: 120 - 20 read - 30 written");
+  assert.equal(message.usage.cache_read_input_tokens, 20);
+  assert.equal(message.usage.cache_creation_input_tokens, 30);
+  assert.equal(message.usage.output_tokens, 45);
+
+  const call = fake.calls[0];
+  assert.equal(call.path, "/v1/messages");
+  // SDK 1.x speaks API version 2026-10-21 and sends the key as a bearer token
+  assert.equal(call.headers.authorization, `Bearer ${KEY}`);
+  assert.equal(call.headers["anthropic-version"], "2026-10-21");
+  assert.equal((call.body as { max_tokens: number }).max_tokens, 1024);
+});
+
+Deno.test("anthropic SDK: stream: true yields the event sequence with usage in message_start and message_delta", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 50, outputTokens: 12, chunks: 3 });
+  const stream = await anthropic(fake).messages.create({
+    model: "claude-haiku-5-5",
+    max_tokens: 100,
+    messages: userSays("stream"),
+    stream: true,
+  });
+  const events = [];
+  for await (const event of stream) events.push(event);
+  assert.deepEqual(events.map((e) => e.type), [
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_delta",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+  ]); // the ping between them is swallowed by the SDK, as with the real API
+  const start = events[0];
+  assert.ok(start.type === "message_start");
+  assert.equal(start.message.usage.input_tokens, 50);
+  assert.equal(start.message.usage.output_tokens, 1);
+  const text = events.map((e) =>
+    e.type === "content_block_delta" && e.delta.type === "text_delta" ? e.delta.text : ""
+  )
+    .join("");
+  assert.equal(text, "echo: stream");
+  const delta = events[6];
+  assert.ok(delta.type === "message_delta");
+  assert.equal(delta.usage.output_tokens, 12);
+  assert.equal(delta.delta.stop_reason, "end_turn");
+});
+
+Deno.test("anthropic SDK: messages.stream() finalMessage has the full text and final usage", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, stopReason: "length" });
+  const stream = anthropic(fake).messages.stream({
+    model: "claude-sonnet-5-5",
+    max_tokens: 45,
+    messages: userSays("long story"),
+  });
+  const texts: string[] = [];
+  stream.on("text", (t) => texts.push(t));
+  const final = await stream.finalMessage();
+  assert.equal(texts.length, 5);
+  assert.equal(texts.join(""), "echo: long story");
+  assert.deepEqual(final.content.map((b) => b.type === "text" ? b.text : b.type), ["echo: long story"]);
+  assert.equal(final.stop_reason, "max_tokens");
+  assert.equal(final.usage.input_tokens, 100);
+  assert.equal(final.usage.cache_read_input_tokens, 20);
+  assert.equal(final.usage.output_tokens, 45);
+});
+
+// ------------------------------------------------------------------------------------------ Gemini
+
+Deno.test("genai SDK: generateContent has the echo reply and usageMetadata with cached and thought tokens", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, reasoningTokens: 15 });
+  const response = await gemini(fake).models.generateContent({
+    model: "gemini-2.5-flash",
+    contents: "Hi Gemini",
+  });
+  assert.equal(response.text, "echo: Hi Gemini");
+  assert.equal(response.candidates?.[0].finishReason, "STOP");
+  assert.equal(response.usageMetadata?.promptTokenCount, 120);
+  assert.equal(response.usageMetadata?.candidatesTokenCount, 30, "output minus thoughts");
+  assert.equal(response.usageMetadata?.thoughtsTokenCount, 15);
+  assert.equal(response.usageMetadata?.cachedContentTokenCount, 20);
+  assert.equal(response.usageMetadata?.totalTokenCount, 165);
+
+  const call = fake.calls[0];
+  assert.equal(call.provider, "gemini");
+  assert.equal(call.path, "/v1/models/gemini-2.5-flash:generateContent");
+  assert.equal(call.model, "gemini-2.5-flash");
+  assert.equal(call.headers["x-goog-api-key"], KEY);
+  assert.equal(call.stream, false);
+});
+
+Deno.test("genai SDK: without cache or thoughts usageMetadata omits those counts", async () => {
+  await using fake = await startFakeLlm();
+  const response = await gemini(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" });
+  assert.equal(response.usageMetadata?.promptTokenCount, 11);
+  assert.equal(response.usageMetadata?.candidatesTokenCount, 7);
+  assert.equal(response.usageMetadata?.totalTokenCount, 18);
+  assert.equal(response.usageMetadata?.cachedContentTokenCount, undefined);
+  assert.equal(response.usageMetadata?.thoughtsTokenCount, undefined);
+});
+
+Deno.test("genai SDK: generateContentStream chunks carry cumulative usage and the last one STOP", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 40, outputTokens: 9, chunks: 3 });
+  const stream = await gemini(fake).models.generateContentStream({
+    model: "gemini-2.5-pro",
+    contents: geminiSays("stream please"),
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  assert.equal(chunks.length, 3);
+  assert.equal(chunks.map((c) => c.text).join(""), "echo: stream please");
+  assert.deepEqual(chunks.map((c) => c.usageMetadata?.candidatesTokenCount), [3, 6, 9]);
+  assert.deepEqual(chunks.map((c) => c.usageMetadata?.totalTokenCount), [43, 46, 49]);
+  assert.deepEqual(chunks.map((c) => c.candidates?.[0].finishReason), [undefined, undefined, "STOP"]);
+  const call = fake.calls[0];
+  assert.equal(call.path, "/v1/models/gemini-2.5-pro:streamGenerateContent");
+  assert.equal(call.query.alt, "sse");
+  assert.equal(call.stream, true);
+});
+
+// ------------------------------------------------------------------------------------------ errors
+
+Deno.test("a wrong key makes each SDK throw its own authentication error", async () => {
+  await using fake = await startFakeLlm();
+  const oa = await thrown(() =>
+    openai(fake, WRONG).chat.completions.create({ model: "gpt-4o", messages: userSays("x") })
+  );
+  assert.ok(oa instanceof OpenAI.AuthenticationError);
+  assert.equal(oa.status, 401);
+  assert.equal(oa.code, "invalid_api_key");
+  assert.equal(oa.type, "invalid_request_error");
+
+  const px = await thrown(() =>
+    perplexity(fake, WRONG).chat.completions.create({ model: "sonar", messages: userSays("x") })
+  );
+  assert.ok(px instanceof OpenAI.AuthenticationError);
+  assert.equal(px.status, 401);
+
+  const an = await thrown(() =>
+    anthropic(fake, WRONG).messages.create({ model: "claude-x", max_tokens: 10, messages: userSays("x") })
+  );
+  assert.ok(an instanceof Anthropic.AuthenticationError);
+  assert.equal(an.status, 401);
+  assert.deepEqual((an.error as { error: unknown }).error, {
+    type: "authentication_error",
+    message: "invalid x-api-key",
+  });
+
+  const ge = await thrown(() =>
+    gemini(fake, WRONG).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
+  );
+  assert.ok(ge instanceof ApiError);
+  assert.equal(ge.status, 400);
+  assert.match(ge.message, /API_KEY_INVALID/);
+
+  assert.equal(fake.calls.length, 4, "refused requests are recorded too");
+  assert.ok(fake.calls.every((c) => c.status === (c.provider === "gemini" ? 400 : 401)));
+});
+
+Deno.test("an injected status reaches each SDK as its error for that status, in the provider's shape", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ status: 429, retryAfter: 7, errorMessage: "slow down" });
+  const oa = await thrown(() =>
+    openai(fake).chat.completions.create({ model: "gpt-4o", messages: userSays("x") })
+  );
+  assert.ok(oa instanceof OpenAI.RateLimitError);
+  assert.equal(oa.headers?.get("retry-after"), "7");
+  assert.equal(oa.message, "429 slow down");
+
+  fake.setScript({ status: 529 });
+  const an = await thrown(() =>
+    anthropic(fake).messages.create({ model: "claude-x", max_tokens: 10, messages: userSays("x") })
+  );
+  assert.ok(an instanceof Anthropic.APIError);
+  assert.equal(an.status, 529);
+  assert.equal((an.error as { error: { type: string } }).error.type, "overloaded_error");
+
+  fake.setScript({ status: 503 });
+  const ge = await thrown(() =>
+    gemini(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
+  );
+  assert.ok(ge instanceof ApiError);
+  assert.equal(ge.status, 503);
+  assert.match(ge.message, /UNAVAILABLE/);
+
+  fake.setScript({ status: 500 });
+  const px = await thrown(() =>
+    perplexity(fake).chat.completions.create({ model: "sonar", messages: userSays("x") })
+  );
+  assert.ok(px instanceof OpenAI.InternalServerError);
+  assert.equal(px.status, 500);
+});
+
+Deno.test("a script with times applies to the next matching requests only, then the standing script is back", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "standing" });
+  fake.setScript({ status: 500, times: 2, provider: "openai" });
+  const client = openai(fake);
+  const ask = () => client.chat.completions.create({ model: "gpt-4o", messages: userSays("x") });
+  assert.ok(await thrown(ask) instanceof OpenAI.InternalServerError);
+  // another provider is not affected
+  const message = await anthropic(fake).messages.create({
+    model: "c",
+    max_tokens: 5,
+    messages: userSays("x"),
+  });
+  assert.deepEqual(message.content.map((b) => b.type === "text" ? b.text : ""), ["standing"]);
+  assert.ok(await thrown(ask) instanceof OpenAI.InternalServerError);
+  assert.equal((await ask()).choices[0].message.content, "standing");
+  assert.deepEqual(fake.calls.map((c) => c.status), [500, 200, 500, 200]);
+});
+
+Deno.test("an error after some chunks reaches each SDK as a mid-stream error", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 529, provider: "anthropic" });
+  fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 503, provider: ["openai", "gemini"] });
+
+  let texts = "";
+  const oa = await thrown(async () => {
+    const stream = await openai(fake).chat.completions.create({
+      model: "gpt-4o",
+      messages: userSays("abcdefghij"),
+      stream: true,
+    });
+    for await (const c of stream) texts += c.choices[0]?.delta.content ?? "";
+  });
+  assert.ok(oa instanceof OpenAI.APIError);
+  assert.equal(texts, splitReply("echo: abcdefghij", 5).slice(0, 2).join(""));
+
+  const an = await thrown(async () => {
+    const stream = anthropic(fake).messages.stream({ model: "c", max_tokens: 5, messages: userSays("x") });
+    await stream.finalMessage();
+  });
+  assert.ok(an instanceof Anthropic.APIError);
+  assert.equal((an.error as { error: { type: string } }).error.type, "overloaded_error");
+
+  const ge = await thrown(async () => {
+    const stream = await gemini(fake).models.generateContentStream({ model: "g", contents: "x" });
+    for await (const _ of stream) { /* drain */ }
+  });
+  assert.ok(ge instanceof ApiError);
+  assert.equal(ge.status, 503);
+  assert.deepEqual(fake.calls.map((c) => c.chunksSent), [2, 2, 2]);
+});
+
+// ------------------------------------------------------------------------------------------ aborts
+
+Deno.test("openai SDK: breaking out of a hanging stream is observed by the fake as an abort", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ hangAfterChunks: 2 });
+  const stream = await openai(fake).chat.completions.create({
+    model: "gpt-4o",
+    messages: userSays("hang on"),
+    stream: true,
+  });
+  let content = 0;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta.content) content++;
+    if (content === 2) break;
+  }
+  const call = fake.calls[0];
+  assert.equal(await call.settled, "aborted");
+  assert.equal(call.aborted, true);
+  assert.equal(call.completed, false);
+  assert.equal(call.chunksSent, 2);
+});
+
+Deno.test("anthropic SDK: aborting a slow stream mid-way is observed by the fake", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ chunkDelayMs: 20, chunks: 50 });
+  const stream = anthropic(fake).messages.stream({ model: "c", max_tokens: 5, messages: userSays("x") });
+  let deltas = 0;
+  stream.on("text", () => {
+    if (++deltas === 3) stream.abort();
+  });
+  await assert.rejects(stream.finalMessage(), Anthropic.APIUserAbortError);
+  const call = fake.calls[0];
+  assert.equal(await call.settled, "aborted");
+  assert.ok(call.chunksSent >= 3 && call.chunksSent < 50, `sent ${call.chunksSent}`);
+});
+
+Deno.test("genai SDK: an abortSignal fired mid-stream is observed by the fake", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ hangAfterChunks: 1 });
+  const controller = new AbortController();
+  const stream = await gemini(fake).models.generateContentStream({
+    model: "gemini-2.5-flash",
+    contents: "x",
+    config: { abortSignal: controller.signal },
+  });
+  await assert.rejects(async () => {
+    for await (const _ of stream) controller.abort();
+  });
+  assert.equal(await fake.calls[0].settled, "aborted");
+  assert.equal(fake.calls[0].chunksSent, 1);
+});
+
+Deno.test("delayMs holds the answer back: an SDK timeout fires first and nothing was answered", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ delayMs: 60_000 });
+  const client = new OpenAI({ apiKey: KEY, baseURL: fake.baseUrls.openai, maxRetries: 0, timeout: 100 });
+  const e = await thrown(() => client.chat.completions.create({ model: "gpt-4o", messages: userSays("x") }));
+  assert.ok(e instanceof OpenAI.APIConnectionTimeoutError);
+  const call = fake.calls[0];
+  assert.equal(call.status, 0);
+  assert.equal(call.completed, false);
+  // Whether Deno notices this client going away before any header is sent depends on the request's size, so
+  // the exchange is only certain to end (as aborted) when the fake stops.
+  await fake.stop();
+  assert.equal(await call.settled, "aborted");
+});
+
+Deno.test("stop() ends requests that are still hanging, as aborted", async () => {
+  const fake = await startFakeLlm();
+  fake.setScript({ hangAfterChunks: 0 });
+  const pending = fetch(`${fake.baseUrls.openai}/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: userSays("x") }),
+  }).then((r) => r.body?.cancel(), () => undefined);
+  const [call] = await fake.waitForCalls(1);
+  await fake.stop();
+  assert.equal(await call.settled, "aborted");
+  await pending;
+});
+
+// --------------------------------------------------------------------------- wire details, raw HTTP
+
+Deno.test("raw SSE framing: OpenAI data lines and [DONE], Anthropic event lines, Gemini CRLF events", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "ab", chunks: 2 });
+  const post = (path: string, headers: Record<string, string>, body: unknown) =>
+    fetch(fake.url + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+
+  const oa = await post("/v1/chat/completions", { authorization: `Bearer ${KEY}` }, {
+    model: "m",
+    messages: userSays("x"),
+    stream: true,
+  });
+  assert.equal(oa.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  const oaText = await oa.text();
+  assert.ok(oaText.endsWith("\n\ndata: [DONE]\n\n"));
+  assert.ok(oaText.split("\n\n").filter(Boolean).every((e) => e.startsWith("data: ")));
+
+  const an = await post("/v1/messages", { "x-api-key": KEY, "anthropic-version": "2023-06-01" }, {
+    model: "m",
+    max_tokens: 5,
+    messages: userSays("x"),
+    stream: true,
+  });
+  const anEvents = (await an.text()).split("\n\n").filter(Boolean).map((e) => e.split("\n")[0]);
+  assert.deepEqual(anEvents, [
+    "event: message_start",
+    "event: content_block_start",
+    "event: ping",
+    "event: content_block_delta",
+    "event: content_block_delta",
+    "event: content_block_stop",
+    "event: message_delta",
+    "event: message_stop",
+  ]);
+
+  const ge = await post("/v1beta/models/g:streamGenerateContent?alt=sse", { "x-goog-api-key": KEY }, {
+    contents: geminiSays("x"),
+  });
+  const geText = await ge.text();
+  assert.equal(geText.split("\r\n\r\n").filter(Boolean).length, 2);
+  assert.ok(geText.startsWith("data: {") && geText.endsWith("}\r\n\r\n"));
+});
+
+Deno.test("raw HTTP: Gemini accepts ?key=, refuses a missing key with 403, and requests are validated as upstream does", async () => {
+  await using fake = await startFakeLlm();
+  const post = (path: string, headers: Record<string, string>, body: unknown) =>
+    fetch(fake.url + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+  const ok = await post(`/v1beta/models/g:generateContent?key=${KEY}`, {}, { contents: geminiSays("q") });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.candidates[0].content.parts[0].text, "echo: q");
+
+  const missing = await post("/v1beta/models/g:generateContent", {}, { contents: geminiSays("q") });
+  assert.equal(missing.status, 403);
+  assert.equal(missing.body.error.status, "PERMISSION_DENIED");
+
+  const noContents = await post("/v1beta/models/g:generateContent", { "x-goog-api-key": KEY }, {});
+  assert.equal(noContents.status, 400);
+  assert.equal(noContents.body.error.status, "INVALID_ARGUMENT");
+
+  const noMaxTokens = await post("/v1/messages", { "x-api-key": KEY, "anthropic-version": "2023-06-01" }, {
+    model: "c",
+    messages: userSays("x"),
+  });
+  assert.equal(noMaxTokens.status, 400);
+  assert.deepEqual(noMaxTokens.body.error, {
+    type: "invalid_request_error",
+    message: "max_tokens: Field required",
+  });
+
+  const noVersion = await post("/v1/messages", { "x-api-key": KEY }, {
+    model: "c",
+    max_tokens: 1,
+    messages: [],
+  });
+  assert.equal(noVersion.status, 400);
+
+  const sampling = { model: "c", max_tokens: 1, messages: userSays("x"), temperature: 1 };
+  const oldVersion = await post(
+    "/v1/messages",
+    { "x-api-key": KEY, "anthropic-version": "2023-06-01" },
+    sampling,
+  );
+  assert.equal(oldVersion.status, 200);
+  const newVersion = await post("/v1/messages", {
+    authorization: `Bearer ${KEY}`,
+    "anthropic-version": "2026-10-21",
+  }, sampling);
+  assert.equal(newVersion.status, 400);
+  assert.equal(newVersion.body.error.message, "temperature: Extra inputs are not permitted");
+
+  const noMessages = await post("/v1/chat/completions", { authorization: `Bearer ${KEY}` }, { model: "m" });
+  assert.equal(noMessages.status, 400);
+  assert.equal(noMessages.body.error.code, "missing_required_parameter");
+
+  const noKey = await post("/v1/chat/completions", {}, { model: "m", messages: [] });
+  assert.equal(noKey.status, 401);
+  assert.deepEqual(Object.keys(noKey.body.error).sort(), ["code", "message", "param", "type"]);
+
+  const unknown = await fetch(`${fake.url}/v2/nothing`, { method: "POST" });
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+});
+
+Deno.test("many concurrent requests across providers all succeed with distinct ids and recorded calls", async () => {
+  await using fake = await startFakeLlm();
+  const oa = openai(fake);
+  const an = anthropic(fake);
+  const ge = gemini(fake);
+  const px = perplexity(fake);
+  const answers = await Promise.all(Array.from({ length: 200 }, async (_, i): Promise<[string, string]> => {
+    const ask = `n${i}`;
+    switch (i % 4) {
+      case 0: {
+        const r = await oa.chat.completions.create({ model: "m", messages: userSays(ask) });
+        return [r.id, r.choices[0].message.content ?? ""];
+      }
+      case 1: {
+        const r = await an.messages.create({ model: "m", max_tokens: 5, messages: userSays(ask) });
+        return [r.id, r.content[0].type === "text" ? r.content[0].text : ""];
+      }
+      case 2: {
+        const r = await ge.models.generateContent({ model: "m", contents: ask });
+        return [r.responseId ?? "", r.text ?? ""];
+      }
+      default: {
+        const r = await px.chat.completions.create({ model: "sonar", messages: userSays(ask) });
+        return [r.id, r.choices[0].message.content ?? ""];
+      }
+    }
+  }));
+  assert.equal(new Set(answers.map(([id]) => id)).size, 200);
+  assert.deepEqual(answers.map(([, text]) => text), answers.map((_, i) => `echo: n${i}`));
+  assert.equal(fake.calls.length, 200);
+  assert.deepEqual(fake.counts, { openai: 50, anthropic: 50, gemini: 50, perplexity: 50 });
+});
+
+Deno.test("setScript refuses inconsistent numbers", async () => {
+  await using fake = await startFakeLlm();
+  assert.throws(() => fake.setScript({ cachedTokens: 12 }), TypeError); // more than the default 11 input
+  assert.throws(() => fake.setScript({ reasoningTokens: 8, outputTokens: 7 }), TypeError);
+  assert.throws(() => fake.setScript({ chunks: 0 }), TypeError);
+  assert.throws(() => fake.setScript({ status: 200 }), TypeError);
+  assert.throws(() => fake.setScript({ inputTokens: 1.5 }), TypeError);
+});
