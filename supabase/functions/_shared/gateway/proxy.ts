@@ -300,7 +300,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         {
           method: "POST",
           headers: {
-            ...adapter.upstreamHeaders(key),
+            ...adapter.upstreamHeaders(key, req),
             "content-type": "application/json",
             "accept-encoding": "identity",
           },
