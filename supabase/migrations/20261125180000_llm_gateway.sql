@@ -416,6 +416,8 @@ declare
   v_tokens bigint := greatest(coalesce(p_input_tokens, 0), 0) + greatest(coalesce(p_output_tokens, 0), 0);
   v_debit bigint;
 begin
+  -- Never queue behind a lock for long: a settlement that cannot proceed goes to the outbox instead.
+  perform set_config('lock_timeout', '3s', true);
   perform 1 from public.token_balances where user_id = p_user_id for update;
   select * into v_usage from public.token_usage where request_id = p_request_id;
   if found then
