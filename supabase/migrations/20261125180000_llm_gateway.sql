@@ -614,13 +614,28 @@ comment on function public.get_usage_summary(date, date) is
   'The signed-in user''s usage per day, provider and model between two UTC dates (inclusive), from the daily '
   'rollup: cheap enough for a dashboard. Runs as the caller, under RLS.';
 
+create view private.gateway_status as
+select
+  (select count(*) from private.usage_outbox where applied_at is null) as usage_outbox_waiting,
+  (select min(created_at) from private.usage_outbox where applied_at is null) as usage_outbox_oldest,
+  (select count(*) from private.usage_outbox where applied_at is null and attempts >= 5) as usage_outbox_stuck,
+  (select count(*) from private.token_holds) as holds_active,
+  (select count(*) from private.token_holds where expires_at < now()) as holds_expired,
+  (select count(*) from public.token_usage where price_missing and created_at > now() - interval '1 day')
+    as unpriced_calls_24h,
+  (select count(*) from private.admin_alerts where acknowledged_at is null) as admin_alerts_open;
+comment on view private.gateway_status is
+  'For operators: usage records waiting in the outbox (and stuck ones), holds in flight or expired, unpriced '
+  'calls of the last day, unacknowledged admin alerts. (Records parked in Redis while the database was down: '
+  'LLEN aie:usage_outbox.)';
+
 -- ------------------------------------------------------------------------------------------ grants
 revoke all on public.model_pricing, public.token_usage, public.usage_daily, public.usage_alerts from anon, authenticated;
 grant select on public.model_pricing to anon, authenticated;
 grant select on public.token_usage, public.usage_daily, public.usage_alerts to authenticated;
 grant update (read_at) on public.usage_alerts to authenticated;
 grant execute on function public.get_usage_summary(date, date) to authenticated;
-grant select on private.token_holds, private.usage_outbox, private.admin_alerts to service_role;
+grant select on private.token_holds, private.usage_outbox, private.admin_alerts, private.gateway_status to service_role;
 
 select private.ensure_cron_job('aie_release_expired_holds', '* * * * *', 'select private.release_expired_holds()');
 select private.ensure_cron_job('aie_usage_outbox', '* * * * *', 'select private.process_usage_outbox()');

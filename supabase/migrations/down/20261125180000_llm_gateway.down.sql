@@ -2,6 +2,7 @@
 select private.drop_cron_job('aie_usage_alerts');
 select private.drop_cron_job('aie_usage_outbox');
 select private.drop_cron_job('aie_release_expired_holds');
+drop view private.gateway_status;
 drop function public.get_usage_summary(date, date);
 drop function private.check_usage_alerts(numeric, bigint);
 drop function private.release_expired_holds();
