@@ -92,14 +92,21 @@ function refuse(admission: Admission): HttpError {
   }
 }
 
-/** Upstash limits (requests and tokens per minute); the tokens window counts the hold. */
+/**
+ * Upstash limits (requests and tokens per minute), counted concurrently; the tokens window counts the hold.
+ * Returns the denying result if either denies, else the requests result (for the headers).
+ */
 async function upstashLimits(userId: string, admission: Admission): Promise<RateLimitResult> {
-  const rpm = await limit(`gw:rpm:${userId}`, { limit: admission.requests_per_minute!, windowSeconds: 60 });
-  if (!rpm.allowed) return rpm;
   const tpmLimit = admission.tokens_per_minute!;
-  const cost = Math.min(Number(admission.hold_tokens), tpmLimit);
-  const tpm = await limit(`gw:tpm:${userId}`, { limit: tpmLimit, windowSeconds: 60, cost });
-  return tpm.allowed ? rpm : tpm;
+  const [rpm, tpm] = await Promise.all([
+    limit(`gw:rpm:${userId}`, { limit: admission.requests_per_minute!, windowSeconds: 60 }),
+    limit(`gw:tpm:${userId}`, {
+      limit: tpmLimit,
+      windowSeconds: 60,
+      cost: Math.min(Number(admission.hold_tokens), tpmLimit),
+    }),
+  ]);
+  return !rpm.allowed ? rpm : !tpm.allowed ? tpm : rpm;
 }
 
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"];
