@@ -36,7 +36,8 @@ comment on table public.subscription_plans is
   'The plans (free, pro, max): display prices, the Stripe price id per billing period (configuration: set '
   'per environment), the monthly token allowance and the limits other features read. Readable by everyone.';
 comment on column public.subscription_plans.allowed_models is
-  'Model ids this plan may call through the LLM gateway; empty means every priced model.';
+  'Model ids this plan may call through the LLM gateway; empty means every model (unpriced ones are metered '
+  'with a null cost and flagged for an operator).';
 
 create table public.token_packs (
   id text primary key constraint id_is_snake_case check (id ~ '^[a-z][a-z0-9_]*$'),
@@ -87,8 +88,9 @@ create table public.token_balances (
   updated_at timestamptz not null default now()
 );
 comment on table public.token_balances is
-  'The user''s spendable tokens. Changed only by private.update_user_token_balance, in the same transaction '
-  'as its token_transactions row.';
+  'The user''s spendable tokens. Changed only by the ledger functions (private.update_user_token_balance, and '
+  'the gateway''s admit/settle for holds and usage), always in the same transaction as the token_transactions '
+  'row of the change.';
 
 create table public.token_transactions (
   id bigint generated always as identity primary key,

@@ -282,6 +282,7 @@ declare
   v_hold bigint;
   v_rate record;
   v_balance public.token_balances;
+  v_available bigint;
   v_month text := to_char(now() at time zone 'UTC', 'YYYY-MM');
 begin
   select p.* into v_plan from public.users u join public.subscription_plans p on p.id = u.plan where u.id = p_user_id;
@@ -321,34 +322,35 @@ begin
     end if;
   end if;
 
-  -- The balance row lock serializes this user's admissions, settlements and credits.
-  select * into v_balance from public.token_balances b where b.user_id = p_user_id for update;
-
   -- The free plan's monthly allowance, topped up on first use in a month (never above the allowance).
-  if v_plan.id = 'free' and v_plan.monthly_token_allowance > v_balance.balance and not exists (
+  if v_plan.id = 'free' and not exists (
     select 1 from public.token_transactions where reference = 'free:' || p_user_id || ':' || v_month
   ) then
-    perform private.update_user_token_balance(
-      p_user_id, v_plan.monthly_token_allowance - v_balance.balance, 'subscription_allowance',
-      'free:' || p_user_id || ':' || v_month, jsonb_build_object('plan', 'free', 'month', v_month));
-    select * into v_balance from public.token_balances b where b.user_id = p_user_id;
+    select * into v_balance from public.token_balances b where b.user_id = p_user_id for update;
+    if v_plan.monthly_token_allowance > v_balance.balance then
+      perform private.update_user_token_balance(
+        p_user_id, v_plan.monthly_token_allowance - v_balance.balance, 'subscription_allowance',
+        'free:' || p_user_id || ':' || v_month, jsonb_build_object('plan', 'free', 'month', v_month));
+    end if;
   end if;
 
-  if v_balance.balance - v_balance.held < v_hold then
+  -- Check and hold in one statement; its row lock serializes this user's admissions and settlements.
+  update public.token_balances b set held = b.held + v_hold
+   where b.user_id = p_user_id and b.balance - b.held >= v_hold
+  returning b.balance - b.held into v_available;
+  if not found then
+    select b.balance - b.held into v_available from public.token_balances b where b.user_id = p_user_id;
     return query select 'payment_required',
-      format('Token balance too low for this call: %s available, up to %s needed', v_balance.balance - v_balance.held, v_hold),
+      format('Token balance too low for this call: %s available, up to %s needed', v_available, v_hold),
       v_plan.id, v_max_output, v_hold, v_price.id, v_plan.requests_per_minute, v_plan.tokens_per_minute,
-      null::integer, null::integer, null::timestamptz, v_balance.balance - v_balance.held;
+      null::integer, null::integer, null::timestamptz, v_available;
     return;
   end if;
-
   insert into private.token_holds (request_id, user_id, provider, model, amount, pricing_id, expires_at)
   values (p_request_id, p_user_id, p_provider, p_model, v_hold, v_price.id, now() + interval '15 minutes');
-  update public.token_balances b set held = b.held + v_hold where b.user_id = p_user_id;
 
   return query select 'ok', null::text, v_plan.id, v_max_output, v_hold, v_price.id, v_plan.requests_per_minute,
-    v_plan.tokens_per_minute, null::integer, null::integer, null::timestamptz,
-    v_balance.balance - v_balance.held - v_hold;
+    v_plan.tokens_per_minute, null::integer, null::integer, null::timestamptz, v_available;
 end;
 $$;
 comment on function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean) is
@@ -410,45 +412,60 @@ set search_path = ''
 as $$
 declare
   v_usage public.token_usage;
-  v_hold private.token_holds;
+  v_balance bigint;
+  v_held bigint;
+  v_hold_amount bigint;
+  v_hold_pricing bigint;
   v_price public.model_pricing;
-  v_balance public.token_balances;
-  v_tokens bigint := greatest(coalesce(p_input_tokens, 0), 0) + greatest(coalesce(p_output_tokens, 0), 0);
+  v_input bigint := greatest(coalesce(p_input_tokens, 0), 0);
+  v_cached bigint := least(greatest(coalesce(p_cached_input_tokens, 0), 0), greatest(coalesce(p_input_tokens, 0), 0));
+  v_output bigint := greatest(coalesce(p_output_tokens, 0), 0);
   v_debit bigint;
 begin
   -- Never queue behind a lock for long: a settlement that cannot proceed goes to the outbox instead.
   perform set_config('lock_timeout', '3s', true);
-  perform 1 from public.token_balances where user_id = p_user_id for update;
+  -- The balance row lock serializes this user's settlements (and a repeat of this one).
+  select b.balance, b.held into v_balance, v_held from public.token_balances b where b.user_id = p_user_id for update;
+  if not found then
+    raise exception 'unknown user %', p_user_id using errcode = 'PB404';
+  end if;
   select * into v_usage from public.token_usage where request_id = p_request_id;
   if found then
+    if v_usage.user_id <> p_user_id then
+      raise exception 'request % was settled for another user', p_request_id using errcode = 'PB409';
+    end if;
     return v_usage; -- already settled: a retried write is a no-op
   end if;
 
-  v_hold := private._release_hold(p_request_id);
-  if v_hold.pricing_id is not null then
-    select * into v_price from public.model_pricing where id = v_hold.pricing_id;
-  elsif v_hold.request_id is null then
-    v_price := private._price_in_force(p_provider, p_model, now());
+  delete from private.token_holds h where h.request_id = p_request_id
+  returning h.amount, h.pricing_id into v_hold_amount, v_hold_pricing;
+  if v_hold_amount is not null then
+    v_held := greatest(v_held - v_hold_amount, 0);
+    if v_hold_pricing is not null then
+      select * into v_price from public.model_pricing where id = v_hold_pricing; -- the price at admission
+    end if;
+  else
+    v_price := private._price_in_force(p_provider, p_model, now()); -- the hold expired: today's price
   end if;
 
-  -- Debit what the call used; tokens already spent elsewhere cannot go below zero (shortfall recorded).
-  select * into v_balance from public.token_balances where user_id = p_user_id;
-  v_debit := least(v_tokens, greatest(v_balance.balance - v_balance.held, 0));
+  -- Debit what the call used, never below zero (a shortfall is recorded), and release the hold, in one
+  -- update; the ledger row goes with it.
+  v_debit := least(v_input + v_output, greatest(v_balance - v_held, 0));
+  update public.token_balances
+     set held = v_held, balance = v_balance - v_debit, updated_at = case when v_debit > 0 then now() else updated_at end
+   where user_id = p_user_id;
   if v_debit > 0 then
-    perform private.update_user_token_balance(
-      p_user_id, -v_debit, 'usage', 'usage:' || p_request_id,
-      jsonb_build_object('provider', p_provider, 'model', p_model, 'shortfall', v_tokens - v_debit));
+    insert into public.token_transactions (user_id, delta, balance_after, reason, reference, metadata)
+    values (p_user_id, -v_debit, v_balance - v_debit, 'usage', 'usage:' || p_request_id,
+            jsonb_build_object('provider', p_provider, 'model', p_model, 'shortfall', v_input + v_output - v_debit));
   end if;
 
   insert into public.token_usage (
     request_id, user_id, provider, model, input_tokens, cached_input_tokens, output_tokens, cost_micro_usd,
     pricing_id, price_missing, tokens_estimated, debited_tokens, status, http_status, latency_ms, upstream_request_id)
   values (
-    p_request_id, p_user_id, p_provider, p_model, coalesce(p_input_tokens, 0),
-    least(coalesce(p_cached_input_tokens, 0), coalesce(p_input_tokens, 0)), coalesce(p_output_tokens, 0),
-    private._cost_micro_usd(v_price, coalesce(p_input_tokens, 0),
-                            least(coalesce(p_cached_input_tokens, 0), coalesce(p_input_tokens, 0)),
-                            coalesce(p_output_tokens, 0)),
+    p_request_id, p_user_id, p_provider, p_model, v_input, v_cached, v_output,
+    private._cost_micro_usd(v_price, v_input, v_cached, v_output),
     v_price.id, v_price.id is null, p_tokens_estimated, v_debit, p_status, p_http_status, p_latency_ms,
     p_upstream_request_id)
   returning * into v_usage;

@@ -145,6 +145,22 @@ function describe(e: unknown): string {
 }
 
 /** Verifies signature, algorithm and time claims; returns the claims of a user token, else throws 401. */
+// Verified tokens, until they expire: a user's requests carry the same access token for up to an hour, and
+// verifying it again is the costliest step of a small call. Keyed by the whole token; bounded.
+const VERIFIED_CACHE_MAX = 10_000;
+const verified = new Map<string, UserClaims>();
+
+/** verifyUserToken, remembering each verified token until its `exp`. */
+export async function verifyUserTokenCached(token: string, log?: Logger): Promise<UserClaims> {
+  const hit = verified.get(token);
+  if (hit && (hit.exp ?? 0) * 1000 > Date.now()) return hit;
+  if (hit) verified.delete(token);
+  const claims = await verifyUserToken(token, log);
+  if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value!);
+  verified.set(token, claims);
+  return claims;
+}
+
 export async function verifyUserToken(token: string, log?: Logger): Promise<UserClaims> {
   let payload: JWTPayload;
   try {

@@ -1,5 +1,6 @@
-// The function's own connection to Postgres (SUPABASE_DB_URL), never the anon key. On a hosted project
-// point SUPABASE_DB_URL at the pooler in transaction mode; prepared statements are off for that reason.
+// The function's own connection to Postgres (SUPABASE_DB_URL), never the anon key. Prepared statements
+// are used on direct and session-mode connections and switched off for Supavisor's transaction mode
+// (port 6543), which cannot keep them; DB_PREPARE=true|false overrides.
 import postgres from "npm:postgres@3.4.9";
 import { requiredEnv } from "./env.ts";
 
@@ -7,9 +8,19 @@ export type Sql = postgres.Sql;
 
 let client: Sql | undefined;
 
+export function usePreparedStatements(url: string, setting = Deno.env.get("DB_PREPARE")): boolean {
+  if (setting === "true" || setting === "false") return setting === "true";
+  try {
+    return new URL(url).port !== "6543";
+  } catch {
+    return false;
+  }
+}
+
 export function db(): Sql {
-  client ??= postgres(requiredEnv("SUPABASE_DB_URL", "The database"), {
-    prepare: false,
+  const url = requiredEnv("SUPABASE_DB_URL", "The database");
+  client ??= postgres(url, {
+    prepare: usePreparedStatements(url),
     max: Number(Deno.env.get("DB_POOL_MAX") ?? 5),
     idle_timeout: 20,
     connect_timeout: 5,

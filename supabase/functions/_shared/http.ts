@@ -22,6 +22,11 @@ export type HttpOptions = {
   name: string;
   /** The methods the function answers; anything else is a 405. HEAD is allowed wherever GET is. */
   methods: readonly string[];
+  /**
+   * Whether a well-formed incoming x-request-id becomes the request id (default true). Off where the id is a
+   * key of its own (the gateway meters each call under it): there it is always new.
+   */
+  acceptRequestId?: boolean;
 };
 
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -78,7 +83,9 @@ export function withHttp(options: HttpOptions, handler: Handler): (req: Request)
   return async (req: Request): Promise<Response> => {
     const started = performance.now();
     const incoming = req.headers.get("x-request-id");
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const requestId = options.acceptRequestId !== false && incoming && REQUEST_ID.test(incoming)
+      ? incoming
+      : crypto.randomUUID();
     const url = new URL(req.url);
     const log = baseLog.child({ request_id: requestId });
     const origin = req.headers.get("origin");

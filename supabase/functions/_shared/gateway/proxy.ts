@@ -3,8 +3,7 @@
 //   provider configured? (503) → admit: one SQL call decides user, plan, model, price, limits and the
 //   token hold (401/403/429/402) → Upstash limits when configured (429) → forward with timeouts (504/502)
 //   → answer (streams pass through as they arrive) → settle the usage after the answer is handed back.
-import { verifyUserToken } from "../auth.ts";
-import { API_KEY_TOKEN_HEADERS, bearerOrApiKey } from "../auth.ts";
+import { API_KEY_TOKEN_HEADERS, bearerOrApiKey, verifyUserTokenCached } from "../auth.ts";
 import { db } from "../db.ts";
 import { optionalEnv } from "../env.ts";
 import { HttpError } from "../errors.ts";
@@ -92,18 +91,37 @@ function refuse(admission: Admission): HttpError {
   }
 }
 
+type PlanLimits = { rpm: number; tpm: number; maxOutput: number; until: number };
+
+/**
+ * The limits of each user's plan as the last admission reported them, for up to a minute: with them the
+ * Upstash windows are counted while the admission call runs instead of after it. A plan change reaches
+ * the limiter within that minute; the admission itself always reads the current plan.
+ */
+const planLimits = new Map<string, PlanLimits>();
+const PLAN_LIMITS_TTL_MS = 60_000;
+
+function rememberPlan(userId: string, admission: Admission) {
+  if (planLimits.size >= 10_000) planLimits.delete(planLimits.keys().next().value!);
+  planLimits.set(userId, {
+    rpm: admission.requests_per_minute!,
+    tpm: admission.tokens_per_minute!,
+    maxOutput: admission.max_output_tokens!,
+    until: Date.now() + PLAN_LIMITS_TTL_MS,
+  });
+}
+
 /**
  * Upstash limits (requests and tokens per minute), counted concurrently; the tokens window counts the hold.
  * Returns the denying result if either denies, else the requests result (for the headers).
  */
-async function upstashLimits(userId: string, admission: Admission): Promise<RateLimitResult> {
-  const tpmLimit = admission.tokens_per_minute!;
+async function upstashLimits(userId: string, rpmLimit: number, tpmLimit: number, hold: number) {
   const [rpm, tpm] = await Promise.all([
-    limit(`gw:rpm:${userId}`, { limit: admission.requests_per_minute!, windowSeconds: 60 }),
+    limit(`gw:rpm:${userId}`, { limit: rpmLimit, windowSeconds: 60 }),
     limit(`gw:tpm:${userId}`, {
       limit: tpmLimit,
       windowSeconds: 60,
-      cost: Math.min(Number(admission.hold_tokens), tpmLimit),
+      cost: Math.max(1, Math.min(hold, tpmLimit)),
     }),
   ]);
   return !rpm.allowed ? rpm : !tpm.allowed ? tpm : rpm;
@@ -114,7 +132,10 @@ const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "content-le
 function responseHeaders(upstream: Response, extra: Record<string, string>): Headers {
   const headers = new Headers();
   for (const [k, v] of upstream.headers) {
-    if (!HOP_BY_HOP.includes(k) && !k.startsWith("set-cookie") && !k.startsWith("openai-organization")) {
+    if (
+      !HOP_BY_HOP.includes(k) && !k.startsWith("set-cookie") && !k.startsWith("openai-organization") &&
+      !k.startsWith("anthropic-organization")
+    ) {
       headers.set(k, v);
     }
   }
@@ -232,7 +253,8 @@ function meteredStream(
 
 export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayOptions) {
   return withHttp(
-    { name: adapter.functionName, methods: ["POST"] },
+    // Each call is metered under its request id, so the gateway never takes one from the caller.
+    { name: adapter.functionName, methods: ["POST"], acceptRequestId: false },
     async (req: Request, ctx: RequestContext) => {
       // Route: the path after /<function-name>.
       const path = ctx.url.pathname.replace(new RegExp(`^/${adapter.functionName}`), "") || "/";
@@ -240,7 +262,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
       if (!route) throw new HttpError("not_found", `No such endpoint: POST ${path}`);
 
       // Authenticate: the user's Supabase token, where the provider's SDK sends its API key.
-      const claims = await verifyUserToken(bearerOrApiKey(req, API_KEY_TOKEN_HEADERS), ctx.log);
+      const claims = await verifyUserTokenCached(bearerOrApiKey(req, API_KEY_TOKEN_HEADERS), ctx.log);
       const log: Logger = ctx.log.child({ user_id: claims.sub, provider: adapter.provider });
 
       // Validate.
@@ -272,21 +294,42 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         inputEstimate: estimateInputTokens(raw.length),
         upstreamRequestId: null,
       };
-      const admission = await admit(
-        claims.sub,
-        adapter,
-        model,
-        call.requestId,
-        call.inputEstimate,
-        requestedMaxOutput,
-        !options.upstashLimits,
-      );
-      if (admission.outcome !== "ok") throw refuse(admission);
+      const admitNow = () =>
+        admit(
+          claims.sub,
+          adapter,
+          model,
+          call.requestId,
+          call.inputEstimate,
+          requestedMaxOutput,
+          !options.upstashLimits,
+        );
+      let admission: Admission;
       let limitHeaders: Record<string, string> = {};
-      if (options.upstashLimits) {
+      if (!options.upstashLimits) {
+        admission = await admitNow();
+        if (admission.outcome !== "ok") throw refuse(admission);
+      } else {
+        // Upstash counts the windows; with the plan's limits known, at the same time as the admission.
+        const known = planLimits.get(claims.sub);
+        let counted: Promise<RateLimitResult> | undefined;
+        if (known && known.until > Date.now()) {
+          const hold = call.inputEstimate + Math.min(requestedMaxOutput ?? known.maxOutput, known.maxOutput);
+          counted = upstashLimits(claims.sub, known.rpm, known.tpm, hold);
+          counted.catch(() => {});
+        }
+        admission = await admitNow();
+        if (admission.outcome !== "ok") throw refuse(admission);
+        rememberPlan(claims.sub, admission);
         let result: RateLimitResult;
         try {
-          result = await upstashLimits(claims.sub, admission);
+          result = await (counted ??
+            upstashLimits(
+              claims.sub,
+              admission.requests_per_minute!,
+              admission.tokens_per_minute!,
+              Number(admission.hold_tokens),
+            ));
         } catch (e) {
           await db()`select private.gateway_release(${call.requestId})`;
           throw e;

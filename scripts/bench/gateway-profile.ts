@@ -1,0 +1,166 @@
+// Where a gateway request's time goes, step by step. Run by scripts/bench/gateway.mjs (npm run
+// bench:gateway) with the env of the benchmark's own functions server; a benchmark helper, not a test.
+//
+// It runs the steps of supabase/functions/_shared/gateway/proxy.ts one after the other, BENCH_ITERATIONS
+// times, sequentially (concurrency 1), with the gateway's own modules (auth, db, ratelimit, usage) and the
+// same SQL calls, and prints one JSON line: p50/p95/p99/mean in ms per step, plus baselines (a bare
+// `select 1` on the same pool, an Upstash PING) that separate round-trip cost from work.
+//
+// env: BENCH_TOKEN (a user token), BENCH_UPSTREAM (fake OpenAI base URL, …/v1), BENCH_UPSTREAM_KEY,
+//      BENCH_ITERATIONS (default 300), plus the functions' own SUPABASE_DB_URL, UPSTASH_REDIS_REST_URL/TOKEN,
+//      JWT_SECRET, SUPABASE_JWKS.
+import { verifyUserToken } from "../../supabase/functions/_shared/auth.ts";
+import { db } from "../../supabase/functions/_shared/db.ts";
+import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import { limit } from "../../supabase/functions/_shared/ratelimit.ts";
+import { redis } from "../../supabase/functions/_shared/redis.ts";
+import { openai } from "../../supabase/functions/_shared/gateway/providers/openai.ts";
+import { estimateInputTokens } from "../../supabase/functions/_shared/gateway/proxy.ts";
+import { recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
+
+const env = (name: string) => {
+  const v = Deno.env.get(name);
+  if (!v) throw new Error(`${name} is required`);
+  return v;
+};
+const token = env("BENCH_TOKEN");
+const upstream = env("BENCH_UPSTREAM").replace(/\/+$/, "");
+const upstreamKey = env("BENCH_UPSTREAM_KEY");
+const iterations = Number(Deno.env.get("BENCH_ITERATIONS") ?? 300);
+const warmup = Math.min(30, Math.ceil(iterations / 10));
+
+const raw = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello." }] });
+const log = createLogger({ fn: "bench-profile" });
+const sql = db();
+
+type Step = { name: string; what: string; samples: number[] };
+const steps = new Map<string, Step>();
+async function timed<T>(name: string, what: string, fn: () => Promise<T> | T, record: boolean): Promise<T> {
+  const started = performance.now();
+  const out = await fn();
+  const ms = performance.now() - started;
+  if (record) {
+    let step = steps.get(name);
+    if (!step) steps.set(name, step = { name, what, samples: [] });
+    step.samples.push(ms);
+  }
+  return out;
+}
+
+type Admission = {
+  outcome: string;
+  max_output_tokens: number | null;
+  hold_tokens: string | null;
+  requests_per_minute: number | null;
+  tokens_per_minute: number | null;
+};
+
+for (let i = 0; i < warmup + iterations; i++) {
+  const rec = i >= warmup;
+  const requestId = `bench-profile-${crypto.randomUUID()}`;
+  const started = performance.now();
+
+  const claims = await timed(
+    "auth: verify token",
+    "verifyUserToken (jose)",
+    () => verifyUserToken(token),
+    rec,
+  );
+  const body = await timed("validate body", "JSON.parse + zod schema + describe + prepare", () => {
+    const parsed = openai.schema.parse(JSON.parse(raw));
+    openai.describe(parsed, { upstreamPath: "/chat/completions" });
+    return parsed;
+  }, rec);
+
+  const [admission] = await timed(
+    "admit (SQL)",
+    "private.gateway_admit: plan, price, balance lock, hold",
+    () =>
+      sql<Admission[]>`
+    select outcome, message, max_output_tokens, hold_tokens, requests_per_minute, tokens_per_minute,
+           limit_value, limit_remaining, limit_reset_at
+      from private.gateway_admit(
+        p_user_id => ${claims.sub}, p_provider => ${"openai"}, p_model => ${"gpt-4o-mini"},
+        p_request_id => ${requestId}, p_input_estimate => ${estimateInputTokens(raw.length)},
+        p_requested_output => ${null}, p_check_limits => ${false})`,
+    rec,
+  );
+  if (admission.outcome !== "ok") throw new Error(`admission refused: ${JSON.stringify(admission)}`);
+
+  await timed("Upstash limits (rpm + tpm)", "2 sequential @upstash/ratelimit calls over REST", async () => {
+    const rpm = await limit(`gw:rpm:${claims.sub}`, {
+      limit: admission.requests_per_minute!,
+      windowSeconds: 60,
+    });
+    const tpmLimit = admission.tokens_per_minute!;
+    const cost = Math.min(Number(admission.hold_tokens), tpmLimit);
+    const tpm = await limit(`gw:tpm:${claims.sub}`, { limit: tpmLimit, windowSeconds: 60, cost });
+    if (!rpm.allowed || !tpm.allowed) throw new Error("rate limited: raise the bench plan's limits");
+  }, rec);
+
+  const prepared = openai.prepare(body, { upstreamPath: "/chat/completions" }, admission.max_output_tokens!);
+  const text = await timed(
+    "upstream call (fake)",
+    "fetch + read body (what the direct run measures)",
+    async () => {
+      const res = await fetch(`${upstream}/chat/completions`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${upstreamKey}`,
+          "content-type": "application/json",
+          "accept-encoding": "identity",
+        },
+        body: JSON.stringify(prepared.body),
+      });
+      const t = await res.text();
+      if (res.status !== 200) throw new Error(`upstream answered ${res.status}: ${t}`);
+      return t;
+    },
+    rec,
+  );
+  const usage = openai.usageFromJson(JSON.parse(text));
+
+  await timed("settle (SQL)", "private.gateway_settle (after the answer, in the background)", async () => {
+    const how = await recordUsage({
+      request_id: requestId,
+      user_id: claims.sub,
+      provider: "openai",
+      model: "gpt-4o-mini",
+      input_tokens: usage?.inputTokens ?? 0,
+      cached_input_tokens: usage?.cachedInputTokens ?? 0,
+      output_tokens: usage?.outputTokens ?? 0,
+      status: "ok",
+      http_status: 200,
+      latency_ms: Math.round(performance.now() - started),
+      upstream_request_id: null,
+      tokens_estimated: false,
+    }, log);
+    if (how !== "settled") throw new Error(`usage went to ${how}`);
+  }, rec);
+
+  await timed("baseline: select 1", "one round trip on the same postgres.js pool", () => sql`select 1`, rec);
+  await timed(
+    "baseline: Upstash PING",
+    "one REST round trip to the Upstash endpoint",
+    () => redis()!.ping(),
+    rec,
+  );
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const round = (x: number) => Math.round(x * 1000) / 1000;
+const out = [...steps.values()].map(({ name, what, samples }) => {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    name,
+    what,
+    n: s.length,
+    p50: round(pct(s, 50)),
+    p95: round(pct(s, 95)),
+    p99: round(pct(s, 99)),
+    mean: round(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+});
+await sql.end({ timeout: 5 });
+console.log(JSON.stringify({ iterations, steps: out }));
