@@ -257,7 +257,8 @@ create function private.gateway_admit(
   p_request_id text,
   p_input_estimate bigint,
   p_requested_output integer,
-  p_check_limits boolean default true
+  p_check_limits boolean default true,
+  p_choices integer default 1
 ) returns table (
   outcome text,
   message text,
@@ -300,7 +301,8 @@ begin
 
   v_price := private._price_in_force(p_provider, p_model, now());
   v_max_output := least(coalesce(nullif(p_requested_output, 0), v_plan.max_output_tokens), v_plan.max_output_tokens);
-  v_hold := greatest(coalesce(p_input_estimate, 0), 0) + v_max_output;
+  -- Every answer of a call asking for several (OpenAI n, Gemini candidateCount) may use the max output.
+  v_hold := greatest(coalesce(p_input_estimate, 0), 0) + v_max_output * greatest(coalesce(p_choices, 1), 1);
 
   if p_check_limits then
     select * into v_rate from private.rate_limit_hit('gw:rpm:' || p_user_id, v_plan.requests_per_minute, 60, 1);
@@ -353,10 +355,10 @@ begin
     v_plan.tokens_per_minute, null::integer, null::integer, null::timestamptz, v_available;
 end;
 $$;
-comment on function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean) is
+comment on function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean, integer) is
   'Everything the gateway decides before forwarding, in one call: the user and plan (unauthorized), the model '
   '(forbidden), the requests- and tokens-per-minute limits when p_check_limits (rate_limited; the TPM window '
-  'counts the hold), the free allowance, and the hold of input estimate + capped max output tokens '
+  'counts the hold), the free allowance, and the hold of input estimate + capped max output tokens × choices '
   '(payment_required when the unreserved balance is short). outcome ok: the hold is placed under p_request_id.';
 
 create function private._release_hold(p_request_id text) returns private.token_holds

@@ -19,7 +19,13 @@ export type Route = {
   stream?: boolean;
 };
 
-export type Described = { model: string; stream: boolean; requestedMaxOutput: number | null };
+export type Described = {
+  model: string;
+  stream: boolean;
+  requestedMaxOutput: number | null;
+  /** How many answers the call asks for (OpenAI `n`, Gemini `candidateCount`): each may use the max output. */
+  choices: number;
+};
 
 /** Reads usage out of a stream as it passes, and decides which events the client sees. */
 export interface StreamMeter {

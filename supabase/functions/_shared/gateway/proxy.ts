@@ -57,6 +57,7 @@ async function admit(
   requestId: string,
   inputEstimate: number,
   requestedOutput: number | null,
+  choices: number,
   checkLimits: boolean,
 ): Promise<Admission> {
   const [row] = await db()<Admission[]>`
@@ -65,7 +66,7 @@ async function admit(
       from private.gateway_admit(
         p_user_id => ${userId}, p_provider => ${adapter.provider}, p_model => ${model},
         p_request_id => ${requestId}, p_input_estimate => ${inputEstimate},
-        p_requested_output => ${requestedOutput}, p_check_limits => ${checkLimits})`;
+        p_requested_output => ${requestedOutput}, p_check_limits => ${checkLimits}, p_choices => ${choices})`;
   return row;
 }
 
@@ -217,6 +218,7 @@ function meteredStream(
       onEnd(how);
     }
   };
+  /** Meters and forwards complete events; returns whether anything was sent to the client. */
   const forward = (
     controller: ReadableStreamDefaultController<Uint8Array>,
     events: ReturnType<SseSplitter["push"]>,
@@ -227,18 +229,23 @@ function meteredStream(
       if (kept) out += encodeEvent(kept);
     }
     if (out) controller.enqueue(encoder.encode(out));
+    return out.length > 0;
   };
   return new ReadableStream<Uint8Array>({
+    // Reads until there is something to send: a read may hold half an event, or only an event the client
+    // does not see, and a pull that enqueues nothing is not called again.
     async pull(controller) {
       try {
-        const { done, value } = await reader.read();
-        if (done) {
-          forward(controller, splitter.push(decoder.decode()).concat(splitter.flush()));
-          controller.close();
-          end("complete");
-          return;
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) {
+            forward(controller, splitter.push(decoder.decode()).concat(splitter.flush()));
+            controller.close();
+            end("complete");
+            return;
+          }
+          if (forward(controller, splitter.push(decoder.decode(value, { stream: true })))) return;
         }
-        forward(controller, splitter.push(decoder.decode(value, { stream: true })));
       } catch (e) {
         end("failed");
         controller.error(e);
@@ -275,7 +282,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         throw new HttpError("invalid_request", "Body is not valid JSON");
       }
       const body = parseWith(adapter.schema, parsed);
-      const { model, stream, requestedMaxOutput } = adapter.describe(body, route);
+      const { model, stream, requestedMaxOutput, choices } = adapter.describe(body, route);
 
       const key = optionalEnv(adapter.keyEnv);
       if (!key) {
@@ -302,6 +309,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
           call.requestId,
           call.inputEstimate,
           requestedMaxOutput,
+          choices,
           !options.upstashLimits,
         );
       let admission: Admission;
@@ -314,7 +322,8 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         const known = planLimits.get(claims.sub);
         let counted: Promise<RateLimitResult> | undefined;
         if (known && known.until > Date.now()) {
-          const hold = call.inputEstimate + Math.min(requestedMaxOutput ?? known.maxOutput, known.maxOutput);
+          const hold = call.inputEstimate +
+            Math.min(requestedMaxOutput ?? known.maxOutput, known.maxOutput) * choices;
           counted = upstashLimits(claims.sub, known.rpm, known.tpm, hold);
           counted.catch(() => {});
         }

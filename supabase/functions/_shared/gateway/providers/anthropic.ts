@@ -75,6 +75,7 @@ export const anthropic: ProviderAdapter<MessagesBody> = {
     model: body.model,
     stream: body.stream === true,
     requestedMaxOutput: body.max_tokens,
+    choices: 1,
   }),
   prepare: (body, _route, maxOutput) => ({
     body: { ...body, max_tokens: Math.min(body.max_tokens, maxOutput) },

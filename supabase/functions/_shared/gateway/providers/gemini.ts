@@ -6,8 +6,10 @@ import type { ProviderAdapter, Route, SseEvent, StreamMeter, Usage } from "../ad
 
 export const generateContentSchema = z.object({
   contents: z.array(z.object({}).passthrough()).min(1).max(2000),
-  generationConfig: z.object({ maxOutputTokens: z.number().int().positive().optional() }).passthrough()
-    .optional(),
+  generationConfig: z.object({
+    maxOutputTokens: z.number().int().positive().optional(),
+    candidateCount: z.number().int().min(1).max(8).optional(),
+  }).passthrough().optional(),
 }).passthrough();
 
 export type GenerateContentBody = z.infer<typeof generateContentSchema>;
@@ -71,6 +73,7 @@ export const gemini: ProviderAdapter<GenerateContentBody> = {
     model: route.model!,
     stream: route.stream === true,
     requestedMaxOutput: body.generationConfig?.maxOutputTokens ?? null,
+    choices: body.generationConfig?.candidateCount ?? 1,
   }),
   prepare: (body, _route, maxOutput) => ({
     body: {

@@ -23,6 +23,7 @@ export function describeChat(body: ChatCompletionBody): Described {
     model: body.model,
     stream: body.stream === true,
     requestedMaxOutput: body.max_completion_tokens ?? body.max_tokens ?? null,
+    choices: body.n ?? 1,
   };
 }
 
