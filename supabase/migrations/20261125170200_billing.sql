@@ -560,7 +560,9 @@ begin
       if v_obj ->> 'payment_status' = 'paid' then
         perform private._credit_token_pack(v_obj, v_obj ->> 'payment_intent', v_obj ->> 'id');
       end if;
-    elsif v_obj ->> 'mode' = 'subscription' and v_obj ->> 'subscription' is not null then
+    elsif v_obj ->> 'mode' = 'subscription' and v_obj ->> 'subscription' is not null
+          and v_obj ->> 'payment_status' in ('paid', 'no_payment_required') then
+      -- (An unpaid async payment waits for checkout.session.async_payment_succeeded or the invoice.)
       v_user_id := private._stripe_user(v_obj ->> 'customer',
                                         coalesce(v_obj -> 'metadata' ->> 'user_id', v_obj ->> 'client_reference_id'));
       perform private._sync_subscription(
@@ -826,7 +828,8 @@ grant select on public.subscription_plans, public.token_packs to anon, authentic
 grant select on public.user_subscriptions, public.token_balances, public.token_transactions,
   public.notifications to authenticated;
 grant update (read_at) on public.notifications to authenticated;
-revoke update, delete, truncate on public.token_transactions from service_role;
+-- The service key reads balances and the ledger but changes them only through the ledger functions.
+revoke insert, update, delete, truncate on public.token_balances, public.token_transactions from service_role;
 
 grant select on private.stripe_webhook_events, private.failed_webhook_events, private.webhook_audit_log
   to service_role;

@@ -573,6 +573,7 @@ begin
              as period_start
       from public.users u
       join public.subscription_plans p on p.id = u.plan
+      join public.user_settings st on st.user_id = u.id and st.usage_alerts -- the user's opt-out
       left join public.user_subscriptions s on s.user_id = u.id and s.is_current
      where p.monthly_token_allowance > 0
   ), used as (
@@ -654,6 +655,7 @@ grant select on public.model_pricing to anon, authenticated;
 grant select on public.token_usage, public.usage_daily, public.usage_alerts to authenticated;
 grant update (read_at) on public.usage_alerts to authenticated;
 grant execute on function public.get_usage_summary(date, date) to authenticated;
+revoke insert, update, delete, truncate on public.token_usage, public.usage_daily from service_role;
 grant select on private.token_holds, private.usage_outbox, private.admin_alerts, private.gateway_status to service_role;
 
 select private.ensure_cron_job('aie_release_expired_holds', '* * * * *', 'select private.release_expired_holds()');

@@ -3,8 +3,13 @@
 // preflights a 403.
 import { listEnv } from "./env.ts";
 
-export const CORS_ALLOWED_HEADERS =
-  "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key";
+export const CORS_ALLOWED_HEADERS = [
+  "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key",
+  // What the provider SDKs send from a browser to the LLM proxies.
+  "x-api-key, x-goog-api-key, x-goog-api-client, anthropic-version, anthropic-beta",
+  "anthropic-dangerous-direct-browser-access, x-stainless-os, x-stainless-lang, x-stainless-package-version",
+  "x-stainless-runtime, x-stainless-runtime-version, x-stainless-arch, x-stainless-retry-count, x-stainless-timeout",
+].join(", ");
 export const CORS_EXPOSED_HEADERS =
   "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset";
 

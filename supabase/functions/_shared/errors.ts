@@ -52,11 +52,30 @@ export const SQLSTATE_STATUS: Readonly<Record<string, ErrorCode>> = {
 };
 
 /** Renders any thrown value as the client may see it: HttpErrors as they are, anything else as a bare 500. */
+/** postgres.js codes for a database that cannot be reached: a dependency down, not a bug (503). */
+const CONNECTION_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin shutdown
+  "57P03", // cannot connect now
+]);
+
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   const sqlstate = (e as { code?: unknown } | null)?.code;
   if (typeof sqlstate === "string" && sqlstate in SQLSTATE_STATUS && e instanceof Error) {
     return new HttpError(SQLSTATE_STATUS[sqlstate], e.message);
+  }
+  if (typeof sqlstate === "string" && CONNECTION_ERRORS.has(sqlstate)) {
+    return new HttpError(
+      "service_unavailable",
+      "A service this request needs is unavailable; try again shortly",
+    );
   }
   return new HttpError("internal_error", "Internal error");
 }

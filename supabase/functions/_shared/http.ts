@@ -41,12 +41,13 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
 /**
- * The caller's IP: the first x-forwarded-for entry, which the platform's gateway (and the local one) sets.
- * Good for rate-limit keys and audit logs; never the only defence.
+ * The caller's IP: the last x-forwarded-for entry, the one the platform's gateway (and the local one)
+ * appends; earlier entries are whatever the client sent. Good for rate-limit keys and audit logs; never
+ * the only defence.
  */
 export function clientIp(req: Request): string | null {
-  const first = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
-  return first && /^[0-9a-fA-F:.]{2,45}$/.test(first) ? first : null;
+  const last = req.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim();
+  return last && /^[0-9a-fA-F:.]{2,45}$/.test(last) ? last : null;
 }
 
 export function json(body: unknown, init: { status?: number; headers?: HeadersInit } = {}): Response {

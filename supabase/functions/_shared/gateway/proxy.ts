@@ -128,17 +128,22 @@ async function upstashLimits(userId: string, rpmLimit: number, tpmLimit: number,
   return !rpm.allowed ? rpm : !tpm.allowed ? tpm : rpm;
 }
 
-const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"];
+/** What of the provider's response headers a client sees: nothing about our account, limits or servers. */
+const PASSED_RESPONSE_HEADERS = ["content-type", "retry-after"];
 
-function responseHeaders(upstream: Response, extra: Record<string, string>): Headers {
+function responseHeaders(
+  upstream: Response,
+  extra: Record<string, string>,
+  requestIdHeader?: string,
+): Headers {
   const headers = new Headers();
-  for (const [k, v] of upstream.headers) {
-    if (
-      !HOP_BY_HOP.includes(k) && !k.startsWith("set-cookie") && !k.startsWith("openai-organization") &&
-      !k.startsWith("anthropic-organization")
-    ) {
-      headers.set(k, v);
-    }
+  // The provider's own request id too (Anthropic's request-id; OpenAI's x-request-id is ours to set).
+  const names = requestIdHeader && requestIdHeader !== "x-request-id"
+    ? [...PASSED_RESPONSE_HEADERS, requestIdHeader]
+    : PASSED_RESPONSE_HEADERS;
+  for (const name of names) {
+    const value = upstream.headers.get(name);
+    if (value !== null) headers.set(name, value);
   }
   for (const [k, v] of Object.entries(extra)) headers.set(k, v);
   return headers;
@@ -377,6 +382,8 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         const reason = upstreamCall.controller.signal.reason;
         const timedOut = reason instanceof DOMException && reason.message === "timeout";
         const cancelled = req.signal.aborted;
+        // A provider that timed out or was left by the client may still have read the prompt: bill the input
+        // estimate. One that could not be reached at all read nothing.
         settle(
           usageRecord(
             adapter,
@@ -384,6 +391,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
             null,
             timedOut ? "timeout" : cancelled ? "cancelled" : "upstream_error",
             null,
+            timedOut || cancelled ? { outputChars: 0 } : undefined,
           ),
         );
         if (timedOut) throw new HttpError("upstream_timeout", `${adapter.label} did not answer in time`);
@@ -391,11 +399,11 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         throw new HttpError("upstream_error", `${adapter.label} could not be reached`);
       }
       call.upstreamRequestId = adapter.requestIdHeader ? upstream.headers.get(adapter.requestIdHeader) : null;
-      const headers = responseHeaders(upstream, limitHeaders);
+      const headers = responseHeaders(upstream, limitHeaders, adapter.requestIdHeader);
 
       // The provider refused or failed: its own error, as it sent it; nothing billed.
       if (!upstream.ok || !upstream.body) {
-        const text = await upstream.text();
+        const text = await upstream.text().catch(() => "");
         upstreamCall.done();
         settle(usageRecord(adapter, call, null, "upstream_error", upstream.status));
         return new Response(text, { status: upstream.status, headers });
@@ -409,7 +417,9 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         } catch {
           upstreamCall.done();
           settle(
-            usageRecord(adapter, call, null, req.signal.aborted ? "cancelled" : "timeout", upstream.status),
+            usageRecord(adapter, call, null, req.signal.aborted ? "cancelled" : "timeout", upstream.status, {
+              outputChars: 0,
+            }),
           );
           throw new HttpError("upstream_timeout", `${adapter.label} did not finish in time`);
         }

@@ -89,13 +89,20 @@ export async function drainRedisOutbox(log: Logger, batch = 100): Promise<number
   let moved = 0;
   try {
     while (true) {
-      const items = await client.lrange<unknown>(REDIS_OUTBOX_KEY, 0, batch - 1);
+      // LPOP with a count takes the batch atomically: concurrent drainers never take the same records.
+      const items = (await client.lpop<unknown[]>(REDIS_OUTBOX_KEY, batch)) ?? [];
       if (items.length === 0) break;
-      for (const item of items) {
-        const text = typeof item === "string" ? item : JSON.stringify(item);
-        await db()`select private.enqueue_usage(p_payload => ${text}::text::jsonb, p_error => ${"parked in redis"})`;
+      for (let i = 0; i < items.length; i++) {
+        const text = typeof items[i] === "string" ? items[i] as string : JSON.stringify(items[i]);
+        try {
+          await db()`select private.enqueue_usage(p_payload => ${text}::text::jsonb, p_error => ${"parked in redis"})`;
+        } catch (e) {
+          // Put back what was not moved, then stop: the database is still not there.
+          const rest = items.slice(i).map((item) => typeof item === "string" ? item : JSON.stringify(item));
+          await client.rpush(REDIS_OUTBOX_KEY, ...rest);
+          throw e;
+        }
       }
-      await client.ltrim(REDIS_OUTBOX_KEY, items.length, -1);
       moved += items.length;
     }
     redisOutboxMayHaveItems = false;

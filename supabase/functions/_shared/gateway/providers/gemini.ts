@@ -65,7 +65,7 @@ export const gemini: ProviderAdapter<GenerateContentBody> = {
     if (stream && search.get("alt") !== "sse") return null; // only the SSE form streams through the gateway
     return {
       upstreamPath: `/${m[1]}/models/${m[2]}:${m[3]}${stream ? "?alt=sse" : ""}`,
-      model: m[2].replace(/^models\//, ""),
+      model: m[2],
       stream,
     };
   },

@@ -22,7 +22,7 @@ export function describeChat(body: ChatCompletionBody): Described {
   return {
     model: body.model,
     stream: body.stream === true,
-    requestedMaxOutput: body.max_completion_tokens ?? body.max_tokens ?? null,
+    requestedMaxOutput: requestedOutput(body),
     choices: body.n ?? 1,
   };
 }
@@ -83,11 +83,21 @@ export function chatStreamMeter(hideUsage: boolean): StreamMeter {
 }
 
 /** Caps max output and asks for stream usage; returns whether the client had asked for usage itself. */
+/** The larger of the two output limits a client may send; the hold and the cap use it. */
+export function requestedOutput(body: ChatCompletionBody): number | null {
+  const asked = [body.max_completion_tokens, body.max_tokens].filter((v): v is number =>
+    typeof v === "number"
+  );
+  return asked.length ? Math.max(...asked) : null;
+}
+
 export function prepareChat(body: ChatCompletionBody, maxOutput: number) {
   const out: ChatCompletionBody = { ...body };
-  if (body.max_tokens != null && body.max_completion_tokens == null) {
-    out.max_tokens = Math.min(body.max_tokens, maxOutput);
-  } else out.max_completion_tokens = Math.min(body.max_completion_tokens ?? maxOutput, maxOutput);
+  // Both fields, when sent, are capped: the provider honours either.
+  if (body.max_tokens != null) out.max_tokens = Math.min(body.max_tokens, maxOutput);
+  if (body.max_tokens == null || body.max_completion_tokens != null) {
+    out.max_completion_tokens = Math.min(body.max_completion_tokens ?? maxOutput, maxOutput);
+  }
   const clientWantsUsage = body.stream_options?.include_usage === true;
   if (body.stream === true) out.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
   return { body: out, clientWantsUsage };

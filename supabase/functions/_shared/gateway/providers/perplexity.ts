@@ -6,6 +6,7 @@ import {
   chatCompletionSchema,
   chatStreamMeter,
   describeChat,
+  requestedOutput,
   usageFromChatJson,
 } from "./openai-compatible.ts";
 
@@ -23,13 +24,13 @@ export const perplexity: ProviderAdapter<ChatCompletionBody> = {
     ? { upstreamPath: "/chat/completions" }
     : null),
   describe: (body) => describeChat(body),
-  prepare: (body, _route, maxOutput) => ({
-    body: {
-      ...body,
-      max_tokens: Math.min(body.max_tokens ?? body.max_completion_tokens ?? maxOutput, maxOutput),
-    },
-    clientWantsUsage: true, // Perplexity sends usage unasked; nothing to hide
-  }),
+  prepare: (body, _route, maxOutput) => {
+    const { max_completion_tokens: _ignored, ...rest } = body;
+    return {
+      body: { ...rest, max_tokens: Math.min(requestedOutput(body) ?? maxOutput, maxOutput) },
+      clientWantsUsage: true, // Perplexity sends usage unasked; nothing to hide
+    };
+  },
   upstreamHeaders: (key) => ({ authorization: `Bearer ${key}` }),
   usageFromJson: usageFromChatJson,
   createStreamMeter: () => chatStreamMeter(false),
