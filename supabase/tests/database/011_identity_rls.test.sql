@@ -8,20 +8,6 @@ select plan(52);
 select tests.create_user('rls-alice@example.com', '{"full_name": "Alice"}') as alice_id \gset
 select tests.create_user('rls-bob@example.com', '{"full_name": "Bob"}') as bob_id \gset
 
--- How many rows a statement touched, run as the current role (an UPDATE that RLS filters out is not
--- an error, it just touches nothing).
-create function tests.affected_rows(p_sql text) returns int
-language plpgsql
-as $$
-declare
-  v_count int;
-begin
-  execute p_sql;
-  get diagnostics v_count = row_count;
-  return v_count;
-end;
-$$;
-grant execute on function tests.affected_rows(text) to anon, authenticated, service_role;
 
 -- =============================================================================== alice: reading
 select tests.authenticate_as(:'alice_id');

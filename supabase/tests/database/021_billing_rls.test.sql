@@ -9,20 +9,6 @@ select plan(72);
 select tests.create_user('billing-rls-alice@example.com') as alice_id \gset
 select tests.create_user('billing-rls-bob@example.com') as bob_id \gset
 
--- How many rows a statement touched, run as the current role (an UPDATE that RLS filters out is not an
--- error, it just touches nothing).
-create function tests.affected_rows(p_sql text) returns int
-language plpgsql
-as $$
-declare
-  v_count int;
-begin
-  execute p_sql;
-  get diagnostics v_count = row_count;
-  return v_count;
-end;
-$$;
-grant execute on function tests.affected_rows(text) to anon, authenticated, service_role;
 
 -- ================================================================ fixtures (as postgres, the service side)
 update public.users set stripe_customer_id = 'cus_pgtap021Alice' where id = :'alice_id';

@@ -65,18 +65,6 @@ language sql stable as $$ select balance from public.token_balances where user_i
 create function tests.held(p_user uuid) returns bigint
 language sql stable as $$ select held from public.token_balances where user_id = p_user $$;
 
--- How many rows a statement touched, run as the current role.
-create function tests.affected_rows(p_sql text) returns int
-language plpgsql
-as $$
-declare
-  v_count int;
-begin
-  execute p_sql;
-  get diagnostics v_count = row_count;
-  return v_count;
-end;
-$$;
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
 select to_char(now() at time zone 'UTC', 'YYYY-MM') as this_month \gset

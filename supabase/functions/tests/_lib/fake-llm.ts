@@ -429,7 +429,7 @@ const GOOGLE_ERRORS: Record<number, [status: string, message: string]> = {
     "INTERNAL",
     "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guides/troubleshooting",
   ],
-  501: ["NOT_IMPLEMENTED", "Method not implemented."],
+  501: ["NOT_IMPLEMENTED", "Method is not supported."],
   503: ["UNAVAILABLE", "The model is overloaded. Please try again later."],
   504: ["DEADLINE_EXCEEDED", "The request timed out. Please try again."],
 };
