@@ -487,6 +487,42 @@ comment on function private.gateway_settle(text, uuid, text, text, bigint, bigin
   'zero), writes the token_usage row at the price held since admission (null cost + operator alert when the model '
   'has no price). A repeat returns the existing row and changes nothing.';
 
+create function private.gateway_settle_batch(p_records jsonb)
+returns table (request_id text, error text)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_record jsonb;
+begin
+  -- Before gateway_settle is first compiled in this session: compiling it opens the tables its variables are
+  -- typed by, and that wait must time out too (a blocked settlement goes to the outbox, it never hangs).
+  perform set_config('lock_timeout', '3s', true);
+  -- In user order, so concurrent batches lock balance rows in the same order (no deadlocks).
+  for v_record in
+    select value from jsonb_array_elements(p_records) order by value ->> 'user_id', value ->> 'request_id'
+  loop
+    request_id := v_record ->> 'request_id';
+    begin
+      perform private.gateway_settle(
+        v_record ->> 'request_id', (v_record ->> 'user_id')::uuid, v_record ->> 'provider', v_record ->> 'model',
+        (v_record ->> 'input_tokens')::bigint, (v_record ->> 'cached_input_tokens')::bigint,
+        (v_record ->> 'output_tokens')::bigint, v_record ->> 'status', (v_record ->> 'http_status')::integer,
+        (v_record ->> 'latency_ms')::integer, v_record ->> 'upstream_request_id',
+        coalesce((v_record ->> 'tokens_estimated')::boolean, false));
+      error := null;
+    exception when others then
+      error := sqlstate || ': ' || sqlerrm;
+      perform private.enqueue_usage(v_record, error);
+    end;
+    return next;
+  end loop;
+end;
+$$;
+comment on function private.gateway_settle_batch(jsonb) is
+  'Settles many gateway calls in one transaction (each in its own subtransaction): a record whose settlement '
+  'fails is parked in the usage outbox instead. Returns each request id with its error (null when settled).';
+
 create function private.enqueue_usage(p_payload jsonb, p_error text default null) returns void
 language sql
 set search_path = ''
@@ -506,6 +542,7 @@ declare
   v_row private.usage_outbox;
   v_done integer := 0;
 begin
+  perform set_config('lock_timeout', '3s', true); -- see gateway_settle_batch
   for v_row in
     select * from private.usage_outbox
      where applied_at is null and next_attempt_at <= now()

@@ -8,6 +8,7 @@ drop function private.check_usage_alerts(numeric, bigint);
 drop function private.release_expired_holds();
 drop function private.process_usage_outbox(integer);
 drop function private.enqueue_usage(jsonb, text);
+drop function private.gateway_settle_batch(jsonb);
 drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text, boolean);
 drop function private.gateway_release(text);
 drop function private._release_hold(text);

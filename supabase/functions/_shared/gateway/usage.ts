@@ -37,10 +37,62 @@ async function settle(r: UsageRecord): Promise<void> {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+// Settlements are sent in batches: one SQL call (one transaction) at a time per instance, carrying every
+// call that ended while the previous batch was in flight. At low load a batch is one call and goes out at
+// once; at high load the round trip and commit are shared, which is most of a settlement's cost.
+const BATCH_MAX = 100;
+type Pending = {
+  record: UsageRecord;
+  done: (outcome: "settled" | "outbox") => void;
+  fail: (e: unknown) => void;
+};
+const pending: Pending[] = [];
+let inFlight = false;
+
+async function flushBatches() {
+  if (inFlight) return;
+  inFlight = true;
+  try {
+    while (pending.length) {
+      const batch = pending.splice(0, BATCH_MAX);
+      try {
+        const rows = await db()<{ request_id: string; error: string | null }[]>`
+          select request_id, error from private.gateway_settle_batch(p_records => ${
+          JSON.stringify(batch.map((p) => p.record))
+        }::text::jsonb)`;
+        const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
+        for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
+      } catch (e) {
+        for (const p of batch) p.fail(e);
+      }
+    }
+  } finally {
+    inFlight = false;
+  }
+}
+
+/** Settles in the next batch: "settled", or "outbox" when its settlement failed and the batch parked it. */
+function settleBatched(record: UsageRecord): Promise<"settled" | "outbox"> {
+  return new Promise((done, fail) => {
+    pending.push({ record, done, fail });
+    void flushBatches();
+  });
+}
+
 export async function recordUsage(
   record: UsageRecord,
   log: Logger,
 ): Promise<"settled" | "outbox" | "redis" | "log"> {
+  try {
+    const outcome = await settleBatched(record);
+    if (outcome === "outbox") {
+      log.warn("usage settlement failed; parked in the outbox", { request_id: record.request_id });
+    }
+    if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
+    return outcome;
+  } catch {
+    // The batch call itself failed (database unreachable?): this record alone, through every fallback.
+  }
   let error: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
