@@ -9,6 +9,16 @@ export const messagesSchema = z.object({
   messages: z.array(z.object({ role: z.enum(["user", "assistant"]) }).passthrough()).min(1).max(2000),
   max_tokens: z.number().int().positive(),
   stream: z.boolean().optional(),
+  // Server tools (web search, code execution, …) are billed per use beyond tokens: only the client's own
+  // tools pass.
+  tools: z.array(
+    z.object({
+      type: z.enum(["custom"], {
+        error: "server tools are billed beyond tokens and not available through the gateway",
+      })
+        .optional(),
+    }).passthrough(),
+  ).optional(),
 }).passthrough();
 
 export type MessagesBody = z.infer<typeof messagesSchema>;
@@ -81,16 +91,12 @@ export const anthropic: ProviderAdapter<MessagesBody> = {
     body: { ...body, max_tokens: Math.min(body.max_tokens, maxOutput) },
     clientWantsUsage: true,
   }),
-  // The client's API version and beta flags pass through (the SDK's 1.x line speaks 2026-10-21).
-  upstreamHeaders: (key, req) => {
-    const headers: Record<string, string> = {
-      "x-api-key": key,
-      "anthropic-version": req.headers.get("anthropic-version") ?? "2023-06-01",
-    };
-    const beta = req.headers.get("anthropic-beta");
-    if (beta) headers["anthropic-beta"] = beta;
-    return headers;
-  },
+  // The client's API version passes through (the SDK's 1.x line speaks 2026-10-21); beta flags do not,
+  // since some change the price (long context) in ways the token prices here do not know.
+  upstreamHeaders: (key, req) => ({
+    "x-api-key": key,
+    "anthropic-version": req.headers.get("anthropic-version") ?? "2023-06-01",
+  }),
   usageFromJson: (json) => {
     const u = (json as { usage?: AnthropicUsage } | null)?.usage;
     return u ? toUsage(u) : null;

@@ -4,8 +4,19 @@
 import { z } from "../../validation.ts";
 import type { ProviderAdapter, Route, SseEvent, StreamMeter, Usage } from "../adapter.ts";
 
+// Grounding with Google Search or Maps is billed per request beyond tokens: refused, not passed unmetered.
+const grounding = (name: string) =>
+  z.never({ error: `${name} is billed beyond tokens and not available through the gateway` }).optional();
+
 export const generateContentSchema = z.object({
   contents: z.array(z.object({}).passthrough()).min(1).max(2000),
+  tools: z.array(
+    z.object({
+      googleSearch: grounding("googleSearch"),
+      googleSearchRetrieval: grounding("googleSearchRetrieval"),
+      googleMaps: grounding("googleMaps"),
+    }).passthrough(),
+  ).optional(),
   generationConfig: z.object({
     maxOutputTokens: z.number().int().positive().optional(),
     candidateCount: z.number().int().min(1).max(8).optional(),
