@@ -258,7 +258,8 @@ create function private.gateway_admit(
   p_input_estimate bigint,
   p_requested_output integer,
   p_check_limits boolean default true,
-  p_choices integer default 1
+  p_choices integer default 1,
+  p_hold_seconds integer default 900
 ) returns table (
   outcome text,
   message text,
@@ -349,16 +350,18 @@ begin
     return;
   end if;
   insert into private.token_holds (request_id, user_id, provider, model, amount, pricing_id, expires_at)
-  values (p_request_id, p_user_id, p_provider, p_model, v_hold, v_price.id, now() + interval '15 minutes');
+  values (p_request_id, p_user_id, p_provider, p_model, v_hold, v_price.id,
+          now() + make_interval(secs => greatest(coalesce(p_hold_seconds, 900), 60)));
 
   return query select 'ok', null::text, v_plan.id, v_max_output, v_hold, v_price.id, v_plan.requests_per_minute,
     v_plan.tokens_per_minute, null::integer, null::integer, null::timestamptz, v_available;
 end;
 $$;
-comment on function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean, integer) is
+comment on function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean, integer, integer) is
   'Everything the gateway decides before forwarding, in one call: the user and plan (unauthorized), the model '
   '(forbidden), the requests- and tokens-per-minute limits when p_check_limits (rate_limited; the TPM window '
   'counts the hold), the free allowance, and the hold of input estimate + capped max output tokens × choices '
+  '(kept p_hold_seconds, which outlasts the call''s own timeout) '
   '(payment_required when the unreserved balance is short). outcome ok: the hold is placed under p_request_id.';
 
 create function private._release_hold(p_request_id text) returns private.token_holds

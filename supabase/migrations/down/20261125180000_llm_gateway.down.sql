@@ -12,7 +12,7 @@ drop function private.gateway_settle_batch(jsonb);
 drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text, boolean);
 drop function private.gateway_release(text);
 drop function private._release_hold(text);
-drop function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean, integer);
+drop function private.gateway_admit(uuid, text, text, text, bigint, integer, boolean, integer, integer);
 drop function private._cost_micro_usd(public.model_pricing, bigint, bigint, bigint);
 drop function private._price_in_force(text, text, timestamptz);
 drop trigger _500_roll_up on public.token_usage;

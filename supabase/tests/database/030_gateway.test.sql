@@ -525,7 +525,7 @@ select is(
   (select array_agg(format('%s:%s', r, f) order by r, f)
      from unnest(array['anon', 'authenticated']) r,
           unnest(array[
-            'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer)',
+            'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer,integer)',
             'private.gateway_settle(text,uuid,text,text,bigint,bigint,bigint,text,integer,integer,text,boolean)',
             'private.gateway_release(text)', 'private.enqueue_usage(jsonb,text)',
             'private.process_usage_outbox(integer)', 'private.release_expired_holds()',

@@ -59,6 +59,7 @@ async function admit(
   requestedOutput: number | null,
   choices: number,
   checkLimits: boolean,
+  holdSeconds: number,
 ): Promise<Admission> {
   const [row] = await db()<Admission[]>`
     select outcome, message, max_output_tokens, hold_tokens, requests_per_minute, tokens_per_minute,
@@ -66,7 +67,8 @@ async function admit(
       from private.gateway_admit(
         p_user_id => ${userId}, p_provider => ${adapter.provider}, p_model => ${model},
         p_request_id => ${requestId}, p_input_estimate => ${inputEstimate},
-        p_requested_output => ${requestedOutput}, p_check_limits => ${checkLimits}, p_choices => ${choices})`;
+        p_requested_output => ${requestedOutput}, p_check_limits => ${checkLimits}, p_choices => ${choices},
+        p_hold_seconds => ${holdSeconds})`;
   return row;
 }
 
@@ -316,6 +318,8 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
           requestedMaxOutput,
           choices,
           !options.upstashLimits,
+          // The hold outlives the call's own timeout; only a call that died leaves it to the sweep.
+          Math.ceil(options.totalTimeoutMs / 1000) + 120,
         );
       let admission: Admission;
       let limitHeaders: Record<string, string> = {};
