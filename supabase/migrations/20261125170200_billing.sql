@@ -381,6 +381,20 @@ as $$
 $$;
 comment on function private._plan_for_price(text) is 'The plan and billing period a Stripe price id is configured for.';
 
+create function private._subscription_stage(p_status text) returns integer
+language sql immutable
+set search_path = ''
+as $$
+  select case
+    when p_status = 'incomplete' then 0
+    when p_status in ('canceled', 'incomplete_expired') then 2
+    else 1
+  end
+$$;
+comment on function private._subscription_stage(text) is
+  'Where a Stripe subscription status lies in its life: 0 incomplete, 1 live (active, trialing, past_due, '
+  'unpaid, paused), 2 ended. Breaks ties between events created in the same second.';
+
 -- Applies a Stripe subscription's state (status, plan, periods, cancel flag) unless the row already holds
 -- state from a newer event. Keeps public.users' plan in step with the user's current subscription.
 create function private._sync_subscription(
@@ -410,6 +424,12 @@ begin
   select * into v_row from public.user_subscriptions where stripe_subscription_id = p_subscription_id for update;
   if found and v_row.stripe_updated_at > p_event_created then
     return false; -- an older event than the state we hold: never overwrite
+  end if;
+  -- Events created in the same second can arrive in either order: then a subscription only moves forward
+  -- in its life (incomplete → live → ended), never back.
+  if found and v_row.stripe_updated_at = p_event_created
+     and private._subscription_stage(p_status) < private._subscription_stage(v_row.status) then
+    return false;
   end if;
 
   select m.plan_id, m.billing_period into v_plan, v_period from private._plan_for_price(p_price) m;

@@ -183,6 +183,34 @@ webhookTest("an older event delivered after a newer one changes nothing", async 
   assert.equal(user.plan, "max");
 });
 
+webhookTest(
+  "events of one second delivered out of order never move a subscription back in its life",
+  async () => {
+    const u = await newCustomer();
+    const sub = ids.subscription();
+    const t0 = Math.floor(Date.now() / 1000);
+    const active = subscription({
+      id: sub,
+      customer: u.customer,
+      price: PRICES.proMonthly,
+      status: "active",
+    });
+    const incomplete = subscription({
+      id: sub,
+      customer: u.customer,
+      price: PRICES.proMonthly,
+      status: "incomplete",
+    });
+    await deliver(event("customer.subscription.updated", active, t0));
+    assert.equal((await deliver(event("customer.subscription.created", incomplete, t0))).status, 200);
+    const [row] =
+      await sql`select status, is_current from public.user_subscriptions where stripe_subscription_id = ${sub}`;
+    assert.deepEqual({ ...row }, { status: "active", is_current: true });
+    const [user] = await sql`select plan, plan_status from public.users where id = ${u.id}`;
+    assert.deepEqual({ ...user }, { plan: "pro", plan_status: "active" });
+  },
+);
+
 webhookTest("customer.subscription.deleted puts the user back on free", async () => {
   const u = await newCustomer();
   const sub = ids.subscription();

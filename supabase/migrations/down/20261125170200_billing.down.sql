@@ -11,6 +11,7 @@ drop function private._credit_token_pack(jsonb, text, text);
 drop function private._sync_subscription(uuid, text, text, text, text, text, text, timestamptz, timestamptz,
   boolean, timestamptz, timestamptz, timestamptz);
 drop function private._plan_for_price(text);
+drop function private._subscription_stage(text);
 drop function private._stripe_user(text, text);
 drop function private._stripe_ts(jsonb);
 drop function private.update_user_token_balance(uuid, bigint, text, text, jsonb);
