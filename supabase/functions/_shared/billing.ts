@@ -13,12 +13,13 @@
 //
 // The user's id and email always come from the verified token and public.users (ctx.user), never from a
 // request body.
-import type { AuthUser } from "./auth.ts";
+import { authenticate, type AuthUser } from "./auth.ts";
 import { db } from "./db.ts";
 import { requiredEnv } from "./env.ts";
 import { HttpError } from "./errors.ts";
+import type { RequestContext } from "./http.ts";
 import type { Logger } from "./log.ts";
-import type { RateLimitRule } from "./ratelimit.ts";
+import { limit, rateLimited, rateLimitHeaders, type RateLimitRule } from "./ratelimit.ts";
 import { Stripe, stripe } from "./stripe.ts";
 
 export type BillingUser = Pick<AuthUser, "id" | "email">;
@@ -28,6 +29,22 @@ export type CheckoutKind = "subscription" | "token_pack";
 
 /** Per user and function: Checkout and portal sessions are cheap for us but not for Stripe's rate limits. */
 export const BILLING_RATE_LIMIT: RateLimitRule = { limit: 10, windowSeconds: 60 };
+
+/**
+ * The signed-in caller of a billing function, within its per-user rate limit: authenticate (401), then
+ * count the call against `<function>:<user id>` (429). Returns the user, a logger tagged with them, and the
+ * X-RateLimit headers for the answer.
+ */
+export async function billingCaller(
+  req: Request,
+  ctx: RequestContext,
+  functionName: string,
+): Promise<{ user: AuthUser; log: Logger; headers: Record<string, string> }> {
+  const user = await authenticate(req, { log: ctx.log });
+  const rate = await limit(`${functionName}:${user.id}`, BILLING_RATE_LIMIT);
+  if (!rate.allowed) throw rateLimited(rate);
+  return { user, log: ctx.log.child({ user_id: user.id }), headers: rateLimitHeaders(rate) };
+}
 
 /** How long an identical checkout request without an Idempotency-Key returns the same session. */
 export const CHECKOUT_DEDUPE_WINDOW_MS = 10 * 60 * 1000;

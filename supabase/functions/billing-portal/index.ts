@@ -2,20 +2,14 @@
 // signed-in user (change or cancel the plan, payment methods, invoices); it returns to APP_URL/billing.
 // Creates the user's Stripe customer if they have none yet.
 // 401 not a signed-in user · 429 more than 10 a minute · 502/504 Stripe failed.
-import { appUrl, BILLING_RATE_LIMIT, callStripe, ensureStripeCustomer } from "../_shared/billing.ts";
-import { authenticate } from "../_shared/auth.ts";
+import { appUrl, billingCaller, callStripe, ensureStripeCustomer } from "../_shared/billing.ts";
 import { json, withHttp } from "../_shared/http.ts";
-import { limit, rateLimited, rateLimitHeaders } from "../_shared/ratelimit.ts";
 import { stripe } from "../_shared/stripe.ts";
 
 Deno.serve(withHttp({ name: "billing-portal", methods: ["POST"] }, async (req, ctx) => {
   await req.body?.cancel(); // nothing to read: the user is the token's
 
-  const user = await authenticate(req, { log: ctx.log });
-  const log = ctx.log.child({ user_id: user.id });
-
-  const rate = await limit(`billing-portal:${user.id}`, BILLING_RATE_LIMIT);
-  if (!rate.allowed) throw rateLimited(rate);
+  const { user, log, headers } = await billingCaller(req, ctx, "billing-portal");
 
   const customer = await ensureStripeCustomer(user, log);
   const session = await callStripe(
@@ -25,5 +19,5 @@ Deno.serve(withHttp({ name: "billing-portal", methods: ["POST"] }, async (req, c
   );
 
   log.info("billing portal session", { session: session.id });
-  return json({ url: session.url }, { headers: rateLimitHeaders(rate) });
+  return json({ url: session.url }, { headers });
 }));

@@ -7,16 +7,14 @@
 // Idempotency-Key header → the same session.
 import {
   activeTokenPack,
-  BILLING_RATE_LIMIT,
+  billingCaller,
   checkoutIdempotencyKey,
   checkoutReturnUrls,
   clientIdempotencyKey,
   createCheckoutSession,
   ensureStripeCustomer,
 } from "../_shared/billing.ts";
-import { authenticate } from "../_shared/auth.ts";
 import { json, withHttp } from "../_shared/http.ts";
-import { limit, rateLimited, rateLimitHeaders } from "../_shared/ratelimit.ts";
 import type { Stripe } from "../_shared/stripe.ts";
 import { readJson, z } from "../_shared/validation.ts";
 
@@ -28,11 +26,7 @@ Deno.serve(withHttp({ name: "buy-token-pack", methods: ["POST"] }, async (req, c
   const { packId } = await readJson(req, Body);
   const clientKey = clientIdempotencyKey(req);
 
-  const user = await authenticate(req, { log: ctx.log });
-  const log = ctx.log.child({ user_id: user.id });
-
-  const rate = await limit(`buy-token-pack:${user.id}`, BILLING_RATE_LIMIT);
-  if (!rate.allowed) throw rateLimited(rate);
+  const { user, log, headers } = await billingCaller(req, ctx, "buy-token-pack");
 
   const pack = await activeTokenPack(packId);
   const customer = await ensureStripeCustomer(user, log);
@@ -57,5 +51,5 @@ Deno.serve(withHttp({ name: "buy-token-pack", methods: ["POST"] }, async (req, c
   const session = await createCheckoutSession(params, key, log);
 
   log.info("checkout session", { kind: "token_pack", pack_id: pack.id, session: session.sessionId });
-  return json(session, { headers: rateLimitHeaders(rate) });
+  return json(session, { headers });
 }));

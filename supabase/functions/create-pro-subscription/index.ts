@@ -7,7 +7,7 @@
 // answers with the same session. Any other body field (e.g. a userId) is ignored: the user is the token's.
 import {
   assertNoLivePlan,
-  BILLING_RATE_LIMIT,
+  billingCaller,
   checkoutIdempotencyKey,
   checkoutReturnUrls,
   clientIdempotencyKey,
@@ -15,9 +15,7 @@ import {
   ensureStripeCustomer,
   planPriceId,
 } from "../_shared/billing.ts";
-import { authenticate } from "../_shared/auth.ts";
 import { json, withHttp } from "../_shared/http.ts";
-import { limit, rateLimited, rateLimitHeaders } from "../_shared/ratelimit.ts";
 import type { Stripe } from "../_shared/stripe.ts";
 import { readJson, z } from "../_shared/validation.ts";
 
@@ -30,11 +28,7 @@ Deno.serve(withHttp({ name: "create-pro-subscription", methods: ["POST"] }, asyn
   const { plan, billingPeriod } = await readJson(req, Body);
   const clientKey = clientIdempotencyKey(req);
 
-  const user = await authenticate(req, { log: ctx.log });
-  const log = ctx.log.child({ user_id: user.id });
-
-  const rate = await limit(`create-pro-subscription:${user.id}`, BILLING_RATE_LIMIT);
-  if (!rate.allowed) throw rateLimited(rate);
+  const { user, log, headers } = await billingCaller(req, ctx, "create-pro-subscription");
 
   await assertNoLivePlan(user);
   const price = await planPriceId(plan, billingPeriod);
@@ -57,5 +51,5 @@ Deno.serve(withHttp({ name: "create-pro-subscription", methods: ["POST"] }, asyn
     billing_period: billingPeriod,
     session: session.sessionId,
   });
-  return json(session, { headers: rateLimitHeaders(rate) });
+  return json(session, { headers });
 }));
