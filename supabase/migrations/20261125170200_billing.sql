@@ -298,7 +298,9 @@ begin
     raise exception 'a reference is required' using errcode = '22023';
   end if;
 
-  -- The balance row lock serializes every change of this user's balance.
+  -- Lock order: the user row (key share: deleting the user waits rather than deadlocks), then the balance
+  -- row, which serializes every change of this user's balance.
+  perform 1 from public.users where id = p_user_id for key share;
   select balance into v_balance from public.token_balances where user_id = p_user_id for update;
   if not found then
     raise exception 'unknown user %', p_user_id using errcode = 'PB404';

@@ -287,7 +287,9 @@ declare
   v_available bigint;
   v_month text := to_char(now() at time zone 'UTC', 'YYYY-MM');
 begin
-  select p.* into v_plan from public.users u join public.subscription_plans p on p.id = u.plan where u.id = p_user_id;
+  -- The user row first (key share): deleting the user waits for this call instead of deadlocking with it.
+  select p.* into v_plan from public.users u join public.subscription_plans p on p.id = u.plan
+   where u.id = p_user_id for key share of u;
   if not found then
     return query select 'unauthorized', 'Unknown user', null::text, null::integer, null::bigint, null::bigint,
       null::integer, null::integer, null::integer, null::integer, null::timestamptz, null::bigint;
@@ -429,7 +431,9 @@ declare
 begin
   -- Never queue behind a lock for long: a settlement that cannot proceed goes to the outbox instead.
   perform set_config('lock_timeout', '3s', true);
-  -- The balance row lock serializes this user's settlements (and a repeat of this one).
+  -- Lock order as everywhere: the user row (key share, so a concurrent deletion of the user waits rather than
+  -- deadlocks), then the balance row, which serializes this user's settlements (and a repeat of this one).
+  perform 1 from public.users where id = p_user_id for key share;
   select b.balance, b.held into v_balance, v_held from public.token_balances b where b.user_id = p_user_id for update;
   if not found then
     raise exception 'unknown user %', p_user_id using errcode = 'PB404';
@@ -564,10 +568,17 @@ begin
        where id = v_row.id;
       v_done := v_done + 1;
     exception when others then
-      update private.usage_outbox
-         set attempts = attempts + 1, last_error = sqlstate || ': ' || sqlerrm,
-             next_attempt_at = now() + least(interval '1 minute' * power(2, attempts), interval '1 hour')
-       where id = v_row.id;
+      if not exists (select 1 from public.users where id = (v_row.payload ->> 'user_id')::uuid) then
+        -- The user was deleted (with all their usage): nothing left to record this against.
+        update private.usage_outbox
+           set attempts = attempts + 1, applied_at = now(), last_error = 'discarded: the user no longer exists'
+         where id = v_row.id;
+      else
+        update private.usage_outbox
+           set attempts = attempts + 1, last_error = sqlstate || ': ' || sqlerrm,
+               next_attempt_at = now() + least(interval '1 minute' * power(2, attempts), interval '1 hour')
+         where id = v_row.id;
+      end if;
     end;
   end loop;
   return v_done;
