@@ -6,7 +6,7 @@
 -- who may execute the gateway functions; the cron jobs.
 begin;
 \ir ../_helpers.psql
-select plan(139);
+select plan(140);
 
 -- ======================================================================================= fixtures
 -- Prices of models of our own, so the seeded price list can change without breaking this file.
@@ -360,7 +360,10 @@ select private.enqueue_usage(jsonb_build_object('request_id', 'pgtap030:outbox:1
 select results_eq($$select last_error, applied_at is null from private.usage_outbox where request_id = 'pgtap030:outbox:1'$$,
   $$values ('lock timeout', true)$$, 'enqueue_usage parks a record once per request id');
 select private.enqueue_usage(jsonb_build_object(
-  'request_id', 'pgtap030:outbox:2', 'user_id', extensions.gen_random_uuid(), 'provider', 'openai',
+  'request_id', 'pgtap030:outbox:2', 'user_id', :'ivy', 'provider', 'openai',
+  'model', 'pgtap030-nocache', 'input_tokens', 1, 'output_tokens', 1, 'status', 'not-a-status'), null);
+select private.enqueue_usage(jsonb_build_object(
+  'request_id', 'pgtap030:outbox:3', 'user_id', extensions.gen_random_uuid(), 'provider', 'openai',
   'model', 'pgtap030-nocache', 'input_tokens', 1, 'output_tokens', 1, 'status', 'ok'), null);
 select ok(private.process_usage_outbox() >= 1, 'process_usage_outbox applies waiting records');
 select results_eq(
@@ -376,6 +379,10 @@ select results_eq(
       from private.usage_outbox where request_id = 'pgtap030:outbox:2'$$,
   $$values (true, 1, true, true)$$,
   'A record that cannot be applied stays, with its error, and waits before the next attempt');
+select results_eq(
+  $$select applied_at is not null, last_error from private.usage_outbox where request_id = 'pgtap030:outbox:3'$$,
+  $$values (true, 'discarded: the user no longer exists')$$,
+  'A record of a user who no longer exists is discarded, not retried forever');
 select private.process_usage_outbox();
 select is((select count(*)::int from public.token_usage where request_id = 'pgtap030:outbox:1'), 1,
   'Processing again adds nothing');
