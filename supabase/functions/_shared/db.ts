@@ -2,6 +2,7 @@
 // are used on direct and session-mode connections and switched off for Supavisor's transaction mode
 // (port 6543), which cannot keep them; DB_PREPARE=true|false overrides.
 import postgres from "npm:postgres@3.4.9";
+import { timed } from "./deadline.ts";
 import { requiredEnv } from "./env.ts";
 
 export type Sql = postgres.Sql;
@@ -32,24 +33,9 @@ export function db(): Sql {
 
 export type CheckResult = { status: "ok" | "down" | "not_configured"; latency_ms?: number };
 
-/** Runs `fn` with a deadline; resolves to the elapsed milliseconds, or throws on failure/timeout. */
-export async function timed(fn: () => Promise<unknown>, timeoutMs: number): Promise<number> {
-  const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), timeoutMs)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return Math.round((performance.now() - started) * 10) / 10;
-}
-
 export async function checkDatabase(timeoutMs = 2000): Promise<CheckResult> {
   try {
-    return { status: "ok", latency_ms: await timed(() => db()`select 1`, timeoutMs) };
+    return { status: "ok", latency_ms: await timed(() => db()`select 1`, timeoutMs, "database") };
   } catch {
     return { status: "down" };
   }

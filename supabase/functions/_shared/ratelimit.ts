@@ -15,6 +15,7 @@
 // `createLimiter({ redis, sql })` is the core (tests pass their own clients); `limit()` uses the env's.
 import { Ratelimit } from "npm:@upstash/ratelimit@2.2.0";
 import type { Redis } from "npm:@upstash/redis@1.39.0";
+import { Timeout, withTimeout } from "./deadline.ts";
 import { db, type Sql } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -59,24 +60,6 @@ export type Limiter = {
 };
 
 export const KEY_PREFIX = "aie:rl";
-
-class Timeout extends Error {
-  override name = "Timeout";
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Timeout(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function checkRule(key: string, rule: RateLimitRule): number {
   const cost = rule.cost ?? 1;

@@ -1,7 +1,8 @@
 // Upstash Redis over REST, when UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN are set.
 // (The local stack sets them to its own Upstash-compatible endpoint in front of Redis.)
 import { Redis } from "npm:@upstash/redis@1.39.0";
-import { type CheckResult, timed } from "./db.ts";
+import { type CheckResult } from "./db.ts";
+import { timed } from "./deadline.ts";
 import { optionalEnv } from "./env.ts";
 
 let client: Redis | null | undefined;
@@ -20,7 +21,7 @@ export async function checkRedis(timeoutMs = 2000): Promise<CheckResult> {
   const r = redis();
   if (!r) return { status: "not_configured" };
   try {
-    return { status: "ok", latency_ms: await timed(() => r.ping(), timeoutMs) };
+    return { status: "ok", latency_ms: await timed(() => r.ping(), timeoutMs, "redis") };
   } catch {
     return { status: "down" };
   }
