@@ -16,7 +16,12 @@ import { limit } from "../../supabase/functions/_shared/ratelimit.ts";
 import { redis } from "../../supabase/functions/_shared/redis.ts";
 import { openai } from "../../supabase/functions/_shared/gateway/providers/openai.ts";
 import { estimateInputTokens } from "../../supabase/functions/_shared/gateway/proxy.ts";
-import { recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
+import { closeLease, flushSettlements, recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
+import {
+  createLeaseBook,
+  DEFAULT_LEASE_SETTINGS,
+  type LeaseReply,
+} from "../../supabase/functions/_shared/gateway/lease.ts";
 
 const env = (name: string) => {
   const v = Deno.env.get(name);
@@ -47,13 +52,22 @@ async function timed<T>(name: string, what: string, fn: () => Promise<T> | T, re
   return out;
 }
 
-type Admission = {
-  outcome: string;
-  max_output_tokens: number | null;
-  hold_tokens: string | null;
-  requests_per_minute: number | null;
-  tokens_per_minute: number | null;
-};
+// The gateway's own lease book, with the same store the proxy uses (private.gateway_lease + Upstash).
+const leases = createLeaseBook({
+  lease: async (r) =>
+    (await sql<LeaseReply[]>`
+      select outcome, message, plan, allowed_models, plan_max_output, requests_per_minute, tokens_per_minute,
+             granted_tokens, granted_requests, granted_rate_tokens, requests_remaining, rate_tokens_remaining,
+             limit_value, limit_reset_at
+        from private.gateway_lease(
+          p_user_id => ${r.userId}, p_provider => 'openai', p_lease_id => ${r.leaseId}, p_model => ${r.model},
+          p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},
+          p_choices => ${r.choices}, p_calls => ${r.calls}, p_have_tokens => ${r.haveTokens},
+          p_have_requests => ${r.haveRequests}, p_have_rate_tokens => ${r.haveRateTokens},
+          p_ahead => ${r.ahead}, p_check_limits => ${r.checkLimits}, p_hold_seconds => 720)`)[0],
+  take: (key, max, cost) => limit(key, { limit: max, windowSeconds: 60, cost: Math.min(cost, max) }),
+  close: closeLease,
+}, { ...DEFAULT_LEASE_SETTINGS, holdSeconds: 720 });
 
 for (let i = 0; i < warmup + iterations; i++) {
   const rec = i >= warmup;
@@ -62,7 +76,7 @@ for (let i = 0; i < warmup + iterations; i++) {
 
   const claims = await timed(
     "auth: verify token",
-    "verifyUserToken (jose)",
+    "verifyUserToken (jose; the proxy caches verified tokens)",
     () => verifyUserToken(token),
     rec,
   );
@@ -72,33 +86,37 @@ for (let i = 0; i < warmup + iterations; i++) {
     return parsed;
   }, rec);
 
-  const [admission] = await timed(
-    "admit (SQL)",
-    "private.gateway_admit: plan, price, balance lock, hold",
-    () =>
-      sql<Admission[]>`
-    select outcome, message, max_output_tokens, hold_tokens, requests_per_minute, tokens_per_minute,
-           limit_value, limit_remaining, limit_reset_at
-      from private.gateway_admit(
-        p_user_id => ${claims.sub}, p_provider => ${"openai"}, p_model => ${"gpt-4o-mini"},
-        p_request_id => ${requestId}, p_input_estimate => ${estimateInputTokens(raw.length)},
-        p_requested_output => ${null}, p_check_limits => ${false})`,
+  const call = {
+    model: "gpt-4o-mini",
+    inputEstimate: estimateInputTokens(raw.length),
+    requestedOutput: null,
+    choices: 1,
+  };
+  const ticket = await timed(
+    "admit (lease)",
+    "from the instance's lease in memory; renewals (SQL + Upstash) are in the tail",
+    () => leases.admit(claims.sub, call),
     rec,
   );
-  if (admission.outcome !== "ok") throw new Error(`admission refused: ${JSON.stringify(admission)}`);
-
-  await timed("Upstash limits (rpm + tpm)", "2 sequential @upstash/ratelimit calls over REST", async () => {
-    const rpm = await limit(`gw:rpm:${claims.sub}`, {
-      limit: admission.requests_per_minute!,
-      windowSeconds: 60,
-    });
-    const tpmLimit = admission.tokens_per_minute!;
-    const cost = Math.min(Number(admission.hold_tokens), tpmLimit);
-    const tpm = await limit(`gw:tpm:${claims.sub}`, { limit: tpmLimit, windowSeconds: 60, cost });
-    if (!rpm.allowed || !tpm.allowed) throw new Error("rate limited: raise the bench plan's limits");
+  await timed(
+    "lease renewal: SQL",
+    "private.gateway_lease for one call (what a renewal waits for), given back at once",
+    async () => {
+      const id = `bench-profile-lease-${crypto.randomUUID()}`;
+      const [r] = await sql`select outcome from private.gateway_lease(
+        p_user_id => ${claims.sub}, p_provider => 'openai', p_lease_id => ${id}, p_model => 'gpt-4o-mini',
+        p_input_estimate => ${call.inputEstimate}, p_requested_output => ${null}, p_check_limits => false)`;
+      if (r.outcome !== "ok") throw new Error(`lease refused: ${r.outcome}`);
+      await sql`select private.gateway_release(${id})`;
+    },
+    rec,
+  );
+  await timed("lease renewal: Upstash", "one @upstash/ratelimit take over REST", async () => {
+    const r = await limit(`gw:rpm:${claims.sub}`, { limit: 1_000_000_000, windowSeconds: 60 });
+    if (!r.allowed) throw new Error("rate limited: raise the bench plan's limits");
   }, rec);
 
-  const prepared = openai.prepare(body, { upstreamPath: "/chat/completions" }, admission.max_output_tokens!);
+  const prepared = openai.prepare(body, { upstreamPath: "/chat/completions" }, ticket.maxOutput);
   const text = await timed(
     "upstream call (fake)",
     "fetch + read body (what the direct run measures)",
@@ -120,23 +138,31 @@ for (let i = 0; i < warmup + iterations; i++) {
   );
   const usage = openai.usageFromJson(JSON.parse(text));
 
-  await timed("settle (SQL)", "private.gateway_settle (after the answer, in the background)", async () => {
-    const how = await recordUsage({
-      request_id: requestId,
-      user_id: claims.sub,
-      provider: "openai",
-      model: "gpt-4o-mini",
-      input_tokens: usage?.inputTokens ?? 0,
-      cached_input_tokens: usage?.cachedInputTokens ?? 0,
-      output_tokens: usage?.outputTokens ?? 0,
-      status: "ok",
-      http_status: 200,
-      latency_ms: Math.round(performance.now() - started),
-      upstream_request_id: null,
-      tokens_estimated: false,
-    }, log);
-    if (how !== "settled") throw new Error(`usage went to ${how}`);
-  }, rec);
+  await timed(
+    "settle (SQL)",
+    "private.gateway_settle_batch (after the answer, in the background; batched)",
+    async () => {
+      const how = await recordUsage({
+        request_id: requestId,
+        user_id: claims.sub,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        input_tokens: usage?.inputTokens ?? 0,
+        cached_input_tokens: usage?.cachedInputTokens ?? 0,
+        output_tokens: usage?.outputTokens ?? 0,
+        status: "ok",
+        http_status: 200,
+        latency_ms: Math.round(performance.now() - started),
+        upstream_request_id: null,
+        tokens_estimated: false,
+        lease_id: ticket.leaseId,
+        admitted_at: ticket.admittedAt.toISOString(),
+      }, log);
+      ticket.end((usage?.inputTokens ?? 0) + (usage?.outputTokens ?? 0));
+      if (how !== "settled") throw new Error(`usage went to ${how}`);
+    },
+    rec,
+  );
 
   await timed("baseline: select 1", "one round trip on the same postgres.js pool", () => sql`select 1`, rec);
   await timed(
@@ -162,5 +188,7 @@ const out = [...steps.values()].map(({ name, what, samples }) => {
     mean: round(s.reduce((a, b) => a + b, 0) / s.length),
   };
 });
+leases.closeAll();
+await flushSettlements();
 await sql.end({ timeout: 5 });
 console.log(JSON.stringify({ iterations, steps: out }));

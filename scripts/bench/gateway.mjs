@@ -256,7 +256,10 @@ const heldCalls = () =>
 const usageRows = (ids) =>
   Number(psql(`select count(*) from public.token_usage where user_id = any(${sqlList(ids)})`));
 
-/** Waits until every admitted call of the bench users is settled; returns how long that took. */
+/**
+ * Waits until every admitted call of the bench users is settled and their leases given back (a lease goes back
+ * after the gateway's idle time, lease.ts); returns how long that took.
+ */
 async function settled(timeoutMs = 30_000) {
   const started = Date.now();
   while (heldCalls() > 0) {
@@ -268,11 +271,11 @@ async function settled(timeoutMs = 30_000) {
 
 function sqlStats() {
   const rows = psql(`
-    select case when query like '%gateway_admit(%' then 'admit' else 'settle' end, sum(calls), sum(total_exec_time)
+    select case when query like '%gateway_lease(%' then 'lease' else 'settle' end, sum(calls), sum(total_exec_time)
       from pg_stat_statements
-     where query like '%private.gateway_admit(%' or query like '%private.gateway_settle(%'
+     where query like '%private.gateway_lease(%' or query like '%private.gateway_settle_batch(%'
      group by 1`);
-  const out = { admit: { calls: 0, ms: 0 }, settle: { calls: 0, ms: 0 } };
+  const out = { lease: { calls: 0, ms: 0 }, settle: { calls: 0, ms: 0 } };
   for (const line of rows.split("\n").filter(Boolean)) {
     const [k, calls, ms] = line.split("|");
     out[k] = { calls: Number(calls), ms: Number(ms) };
@@ -280,7 +283,7 @@ function sqlStats() {
   return out;
 }
 const sqlDelta = (a, b) =>
-  Object.fromEntries(["admit", "settle"].map((k) => {
+  Object.fromEntries(["lease", "settle"].map((k) => {
     const calls = b[k].calls - a[k].calls;
     return [k, { calls, meanMs: calls > 0 ? (b[k].ms - a[k].ms) / calls : null }];
   }));
@@ -938,11 +941,13 @@ function report() {
   if (sqlRows.length) {
     p("Server-side SQL time during the load runs (pg_stat_statements deltas; execution only, no round trip):");
     p();
-    p("| run | admit calls | admit mean ms | settle calls | settle mean ms | settle backlog drained after (ms) |");
+    p(
+      "| run | lease calls | lease mean ms | settle batches | settle batch mean ms | holds and leases all given back after (ms) |",
+    );
     p("| --- | --: | --: | --: | --: | --: |");
     for (const [k, v] of sqlRows) {
       p(
-        `| ${k} | ${v.admit.calls} | ${fmt(v.admit.meanMs, 3)} | ${v.settle.calls} | ${
+        `| ${k} | ${v.lease.calls} | ${fmt(v.lease.meanMs, 3)} | ${v.settle.calls} | ${
           fmt(v.settle.meanMs, 3)
         } | ${results.settleDrainMs[k] ?? "timeout"} |`,
       );

@@ -29,6 +29,23 @@ function serveOnFreePort(a: Handler | Options, b?: Handler): Deno.HttpServer {
 }
 (Deno as unknown as { serve: typeof serveOnFreePort }).serve = serveOnFreePort;
 
+// The edge runtime's lifecycle, as functions see it: EdgeRuntime.waitUntil keeps work that outlives a response
+// (usage settlements) alive, and on shutdown `beforeunload` is dispatched and that work may finish first.
+const SHUTDOWN_GRACE_MS = 3_000;
+const pendingWork = new Set<Promise<unknown>>();
+(globalThis as { EdgeRuntime?: unknown }).EdgeRuntime = {
+  waitUntil(promise: Promise<unknown>) {
+    pendingWork.add(promise);
+    promise.catch(() => {}).finally(() => pendingWork.delete(promise));
+  },
+};
+Deno.addSignalListener("SIGTERM", async () => {
+  globalThis.dispatchEvent(new Event("beforeunload"));
+  const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
+  await Promise.race([Promise.allSettled([...pendingWork]), grace]);
+  Deno.exit(0);
+});
+
 await import(pathToFileURL(entry).href);
 if (!served) {
   console.error(JSON.stringify({ level: "error", msg: `${entry} did not call Deno.serve` }));

@@ -265,6 +265,8 @@ const json = (status: number, body: unknown, headers: HeadersInit = {}) =>
     headers: { "content-type": "application/json", ...headers },
   });
 
+/** Bodies of known length up to this size are passed on whole rather than piped as streams. */
+const BUFFERED_BODY_MAX = 1024 * 1024;
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"];
 
 async function workerFor(name: string): Promise<Worker> {
@@ -303,15 +305,27 @@ async function forward(
   worker.inflight++;
   let handedOver = false;
   try {
+    // A small body of known length is passed on whole (cheaper than piping a stream); others stream through.
+    const length = Number(req.headers.get("content-length") ?? NaN);
+    const requestBody = req.body && length <= BUFFERED_BODY_MAX ? await req.arrayBuffer() : req.body;
     const upstream = await fetch(`http://127.0.0.1:${workerPort}/${name}${rest}${url.search}`, {
       method: req.method,
       headers,
-      body: req.body,
+      body: requestBody,
       redirect: "manual",
       signal: req.signal,
     });
     const outHeaders = new Headers(upstream.headers);
     for (const h of ["connection", "keep-alive", "transfer-encoding"]) outHeaders.delete(h);
+    if (upstream.body && Number(upstream.headers.get("content-length") ?? NaN) <= BUFFERED_BODY_MAX) {
+      // An answer of known length (not a stream): read whole, so it is done here.
+      const whole = await upstream.arrayBuffer();
+      return new Response(whole, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: outHeaders,
+      });
+    }
     // The request counts as in flight until its body has been fully sent (or the client went away).
     const body = upstream.body?.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
@@ -342,7 +356,7 @@ async function handle(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): 
   const m = url.pathname.match(/^\/functions\/v1\/([A-Za-z0-9_-]+)(\/.*)?$/);
   if (!m) return json(404, { code: 404, message: "Not found" });
   const name = m[1];
-  if (name.startsWith("_") || name === "tests" || !(await functionExists(name))) {
+  if (name.startsWith("_") || name === "tests" || !(workers.has(name) || await functionExists(name))) {
     return json(404, { code: "NOT_FOUND", message: "Requested function was not found" });
   }
   if (req.method !== "OPTIONS" && verifyJwtFor(name)) {

@@ -533,7 +533,9 @@ select is(
      from unnest(array['anon', 'authenticated']) r,
           unnest(array[
             'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer,integer)',
-            'private.gateway_settle(text,uuid,text,text,bigint,bigint,bigint,text,integer,integer,text,boolean)',
+            'private.gateway_settle(text,uuid,text,text,bigint,bigint,bigint,text,integer,integer,text,boolean,text,timestamptz)',
+            'private.gateway_lease(uuid,text,text,text,bigint,integer,integer,integer,bigint,integer,bigint,boolean,boolean,integer)',
+            'private.gateway_settle_batch(jsonb,jsonb)', 'private.rate_limit_take(text,integer,integer,integer,integer)',
             'private.gateway_release(text)', 'private.enqueue_usage(jsonb,text)',
             'private.process_usage_outbox(integer)', 'private.release_expired_holds()',
             'private.check_usage_alerts(numeric,bigint)']) f

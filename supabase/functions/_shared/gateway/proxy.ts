@@ -1,20 +1,29 @@
 // The gateway pipeline, the same for every provider. A request reads top to bottom:
 //   route (404) → authenticate the Supabase user token (401) → validate the body (415/413/400) →
-//   provider configured? (503) → admit: one SQL call decides user, plan, model, price, limits and the
-//   token hold (401/403/429/402) → Upstash limits when configured (429) → forward with timeouts (504/502)
-//   → answer (streams pass through as they arrive) → settle the usage after the answer is handed back.
+//   provider configured? (503) → admit from this instance's lease of the user's budget and limits, renewing
+//   it when it runs short (lease.ts: one SQL call, plus Upstash when it counts the limits; 401/403/429/402)
+//   → forward with timeouts (504/502) → answer (streams pass through as they arrive) → settle the usage after
+//   the answer is handed back (usage.ts).
 import { API_KEY_TOKEN_HEADERS, bearerOrApiKey, verifyUserTokenCached } from "../auth.ts";
 import { db } from "../db.ts";
 import { optionalEnv } from "../env.ts";
 import { HttpError } from "../errors.ts";
 import { type RequestContext, withHttp } from "../http.ts";
 import type { Logger } from "../log.ts";
-import { limit, rateLimited, rateLimitHeaders, type RateLimitResult } from "../ratelimit.ts";
+import { limit } from "../ratelimit.ts";
 import { redis } from "../redis.ts";
 import { parseWith, readRawBody, requireJson } from "../validation.ts";
 import type { ProviderAdapter, Route, StreamMeter, Usage } from "./adapter.ts";
 import { encodeEvent, SseSplitter } from "./sse.ts";
-import { background, recordUsage, type UsageRecord } from "./usage.ts";
+import {
+  createLeaseBook,
+  DEFAULT_LEASE_SETTINGS,
+  type LeaseReply,
+  type LeaseSettings,
+  type LeaseStore,
+  type Ticket,
+} from "./lease.ts";
+import { background, closeLease, flushSettlements, recordUsage, type UsageRecord } from "./usage.ts";
 
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -25,6 +34,8 @@ export type GatewayOptions = {
   headersTimeoutMs: number;
   /** Time allowed for the whole call, stream included. */
   totalTimeoutMs: number;
+  /** Lease tuning (lease.ts); the defaults otherwise. */
+  leases?: Partial<Omit<LeaseSettings, "holdSeconds">>;
 };
 
 export function gatewayOptionsFromEnv(): GatewayOptions {
@@ -35,99 +46,30 @@ export function gatewayOptionsFromEnv(): GatewayOptions {
   };
 }
 
-type Admission = {
-  outcome: "ok" | "unauthorized" | "forbidden" | "rate_limited" | "payment_required";
-  message: string | null;
-  max_output_tokens: number | null;
-  hold_tokens: string | null;
-  requests_per_minute: number | null;
-  tokens_per_minute: number | null;
-  limit_value: number | null;
-  limit_remaining: number | null;
-  limit_reset_at: Date | null;
-};
-
 /** Rough upper bound of a request's input tokens (about 4 characters a token; a third to be safe). */
 export const estimateInputTokens = (bodyBytes: number) => Math.ceil(bodyBytes / 3);
 
-async function admit(
-  userId: string,
-  adapter: ProviderAdapter,
-  model: string,
-  requestId: string,
-  inputEstimate: number,
-  requestedOutput: number | null,
-  choices: number,
-  checkLimits: boolean,
-  holdSeconds: number,
-): Promise<Admission> {
-  const [row] = await db()<Admission[]>`
-    select outcome, message, max_output_tokens, hold_tokens, requests_per_minute, tokens_per_minute,
-           limit_value, limit_remaining, limit_reset_at
-      from private.gateway_admit(
-        p_user_id => ${userId}, p_provider => ${adapter.provider}, p_model => ${model},
-        p_request_id => ${requestId}, p_input_estimate => ${inputEstimate},
-        p_requested_output => ${requestedOutput}, p_check_limits => ${checkLimits}, p_choices => ${choices},
-        p_hold_seconds => ${holdSeconds})`;
-  return row;
-}
-
-function refuse(admission: Admission): HttpError {
-  const message = admission.message ?? "Refused";
-  switch (admission.outcome) {
-    case "unauthorized":
-      return new HttpError("unauthorized", "Unknown user", { "www-authenticate": "Bearer" });
-    case "forbidden":
-      return new HttpError("forbidden", message);
-    case "payment_required":
-      return new HttpError("payment_required", message);
-    default: {
-      const reset = admission.limit_reset_at?.getTime() ?? Date.now() + 60_000;
-      return rateLimited({
-        allowed: false,
-        limit: admission.limit_value ?? 0,
-        remaining: 0,
-        resetAt: reset,
-        backend: "postgres",
-      });
-    }
-  }
-}
-
-type PlanLimits = { rpm: number; tpm: number; maxOutput: number; until: number };
-
-/**
- * The limits of each user's plan as the last admission reported them, for up to a minute: with them the
- * Upstash windows are counted while the admission call runs instead of after it. A plan change reaches
- * the limiter within that minute; the admission itself always reads the current plan.
- */
-const planLimits = new Map<string, PlanLimits>();
-const PLAN_LIMITS_TTL_MS = 60_000;
-
-function rememberPlan(userId: string, admission: Admission) {
-  if (planLimits.size >= 10_000) planLimits.delete(planLimits.keys().next().value!);
-  planLimits.set(userId, {
-    rpm: admission.requests_per_minute!,
-    tpm: admission.tokens_per_minute!,
-    maxOutput: admission.max_output_tokens!,
-    until: Date.now() + PLAN_LIMITS_TTL_MS,
-  });
-}
-
-/**
- * Upstash limits (requests and tokens per minute), counted concurrently; the tokens window counts the hold.
- * Returns the denying result if either denies, else the requests result (for the headers).
- */
-async function upstashLimits(userId: string, rpmLimit: number, tpmLimit: number, hold: number) {
-  const [rpm, tpm] = await Promise.all([
-    limit(`gw:rpm:${userId}`, { limit: rpmLimit, windowSeconds: 60 }),
-    limit(`gw:tpm:${userId}`, {
-      limit: tpmLimit,
-      windowSeconds: 60,
-      cost: Math.max(1, Math.min(hold, tpmLimit)),
-    }),
-  ]);
-  return !rpm.allowed ? rpm : !tpm.allowed ? tpm : rpm;
+/** Leases kept in the database (private.gateway_lease); the limits in Upstash when it is configured. */
+function leaseStore(adapter: ProviderAdapter, options: GatewayOptions, holdSeconds: number): LeaseStore {
+  return {
+    async lease(r) {
+      const [row] = await db()<LeaseReply[]>`
+        select outcome, message, plan, allowed_models, plan_max_output, requests_per_minute, tokens_per_minute,
+               granted_tokens, granted_requests, granted_rate_tokens, requests_remaining, rate_tokens_remaining,
+               limit_value, limit_reset_at
+          from private.gateway_lease(
+            p_user_id => ${r.userId}, p_provider => ${adapter.provider}, p_lease_id => ${r.leaseId},
+            p_model => ${r.model}, p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},
+            p_choices => ${r.choices}, p_calls => ${r.calls}, p_have_tokens => ${r.haveTokens},
+            p_have_requests => ${r.haveRequests}, p_have_rate_tokens => ${r.haveRateTokens}, p_ahead => ${r.ahead},
+            p_check_limits => ${r.checkLimits}, p_hold_seconds => ${holdSeconds})`;
+      return row;
+    },
+    take: options.upstashLimits
+      ? (key, max, cost) => limit(key, { limit: max, windowSeconds: 60, cost: Math.min(cost, max) })
+      : null,
+    close: closeLease,
+  };
 }
 
 /** What of the provider's response headers a client sees: nothing about our account, limits or servers. */
@@ -181,6 +123,7 @@ type CallState = {
   started: number;
   inputEstimate: number;
   upstreamRequestId: string | null;
+  ticket: Ticket;
 };
 
 function usageRecord(
@@ -205,6 +148,8 @@ function usageRecord(
     latency_ms: Math.round(performance.now() - call.started),
     upstream_request_id: call.upstreamRequestId,
     tokens_estimated: estimated,
+    lease_id: call.ticket.leaseId,
+    admitted_at: call.ticket.admittedAt.toISOString(),
   };
 }
 
@@ -266,6 +211,18 @@ function meteredStream(
 }
 
 export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayOptions) {
+  // A lease's hold outlives the calls it admits; only an instance that died leaves it to the sweep.
+  const holdSeconds = Math.ceil(options.totalTimeoutMs / 1000) + 120;
+  const leases = createLeaseBook(leaseStore(adapter, options, holdSeconds), {
+    ...DEFAULT_LEASE_SETTINGS,
+    ...options.leases,
+    holdSeconds,
+  });
+  // Shutting down (the edge runtime's beforeunload): what is leased goes back with the last settlements.
+  globalThis.addEventListener("beforeunload", () => {
+    leases.closeAll();
+    background(flushSettlements());
+  });
   return withHttp(
     // Each call is metered under its request id, so the gateway never takes one from the caller.
     { name: adapter.functionName, methods: ["POST"], acceptRequestId: false },
@@ -299,70 +256,32 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         );
       }
 
-      // Admit: one round trip decides user, plan, model, price, limits and the hold.
+      // Admit: from this instance's lease of the user's budget and limits, or after renewing it (one SQL call
+      // and, when Upstash counts the limits, one Upstash call).
+      const inputEstimate = estimateInputTokens(raw.length);
+      const ticket = await leases.admit(claims.sub, {
+        model,
+        inputEstimate,
+        requestedOutput: requestedMaxOutput,
+        choices,
+      });
       const call: CallState = {
         requestId: ctx.requestId,
         userId: claims.sub,
         model,
         started: performance.now(),
-        inputEstimate: estimateInputTokens(raw.length),
+        inputEstimate,
         upstreamRequestId: null,
+        ticket,
       };
-      const admitNow = () =>
-        admit(
-          claims.sub,
-          adapter,
-          model,
-          call.requestId,
-          call.inputEstimate,
-          requestedMaxOutput,
-          choices,
-          !options.upstashLimits,
-          // The hold outlives the call's own timeout; only a call that died leaves it to the sweep.
-          Math.ceil(options.totalTimeoutMs / 1000) + 120,
-        );
-      let admission: Admission;
-      let limitHeaders: Record<string, string> = {};
-      if (!options.upstashLimits) {
-        admission = await admitNow();
-        if (admission.outcome !== "ok") throw refuse(admission);
-      } else {
-        // Upstash counts the windows; with the plan's limits known, at the same time as the admission.
-        const known = planLimits.get(claims.sub);
-        let counted: Promise<RateLimitResult> | undefined;
-        if (known && known.until > Date.now()) {
-          const hold = call.inputEstimate +
-            Math.min(requestedMaxOutput ?? known.maxOutput, known.maxOutput) * choices;
-          counted = upstashLimits(claims.sub, known.rpm, known.tpm, hold);
-          counted.catch(() => {});
-        }
-        admission = await admitNow();
-        if (admission.outcome !== "ok") throw refuse(admission);
-        rememberPlan(claims.sub, admission);
-        let result: RateLimitResult;
-        try {
-          result = await (counted ??
-            upstashLimits(
-              claims.sub,
-              admission.requests_per_minute!,
-              admission.tokens_per_minute!,
-              Number(admission.hold_tokens),
-            ));
-        } catch (e) {
-          await db()`select private.gateway_release(${call.requestId})`;
-          throw e;
-        }
-        if (!result.allowed) {
-          await db()`select private.gateway_release(${call.requestId})`;
-          throw rateLimited(result);
-        }
-        limitHeaders = rateLimitHeaders(result);
-      }
 
       // Forward.
-      const prepared = adapter.prepare(body, route, admission.max_output_tokens!);
+      const prepared = adapter.prepare(body, route, ticket.maxOutput);
       const base = (optionalEnv(adapter.baseUrlEnv) ?? adapter.defaultBaseUrl).replace(/\/+$/, "");
-      const settle = (record: UsageRecord) => background(recordUsage(record, log));
+      const settle = (record: UsageRecord) => {
+        background(recordUsage(record, log));
+        ticket.end(record.input_tokens + record.output_tokens);
+      };
       const upstreamCall = fetchWithTimeouts(
         `${base}${route.upstreamPath}`,
         {
@@ -403,7 +322,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         throw new HttpError("upstream_error", `${adapter.label} could not be reached`);
       }
       call.upstreamRequestId = adapter.requestIdHeader ? upstream.headers.get(adapter.requestIdHeader) : null;
-      const headers = responseHeaders(upstream, limitHeaders, adapter.requestIdHeader);
+      const headers = responseHeaders(upstream, ticket.limitHeaders, adapter.requestIdHeader);
 
       // The provider refused or failed: its own error, as it sent it; nothing billed.
       if (!upstream.ok || !upstream.body) {

@@ -22,6 +22,9 @@ export type UsageRecord = {
   latency_ms: number;
   upstream_request_id: string | null;
   tokens_estimated: boolean;
+  /** The lease the call was admitted under (lease.ts), and when: its price is the one in force then. */
+  lease_id: string | null;
+  admitted_at: string | null;
 };
 
 export const REDIS_OUTBOX_KEY = "aie:usage_outbox";
@@ -32,42 +35,60 @@ async function settle(r: UsageRecord): Promise<void> {
     p_input_tokens => ${r.input_tokens}, p_cached_input_tokens => ${r.cached_input_tokens},
     p_output_tokens => ${r.output_tokens}, p_status => ${r.status}, p_http_status => ${r.http_status},
     p_latency_ms => ${r.latency_ms}, p_upstream_request_id => ${r.upstream_request_id},
-    p_tokens_estimated => ${r.tokens_estimated})`;
+    p_tokens_estimated => ${r.tokens_estimated}, p_lease_id => ${r.lease_id}, p_admitted_at => ${r.admitted_at})`;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 // Settlements are sent in batches: one SQL call (one transaction) at a time per instance, carrying every
-// call that ended while the previous batch was in flight. At low load a batch is one call and goes out at
-// once; at high load the round trip and commit are shared, which is most of a settlement's cost.
+// call that ended in the last SETTLE_LINGER_MS or while the previous batch was in flight, and the leases to
+// give back after them. The round trip and commit are shared, which is most of a settlement's cost.
 const BATCH_MAX = 100;
+const SETTLE_LINGER_MS = 10;
 type Pending = {
   record: UsageRecord;
   done: (outcome: "settled" | "outbox") => void;
   fail: (e: unknown) => void;
 };
 const pending: Pending[] = [];
-let inFlight = false;
+/** Leases to give back (private.gateway_release), after the settlements queued before them. */
+const closing: { lease_id: string; user_id: string }[] = [];
+let inFlight: Promise<void> | null = null;
+let lingering: ReturnType<typeof setTimeout> | undefined;
 
-async function flushBatches() {
-  if (inFlight) return;
-  inFlight = true;
-  try {
-    while (pending.length) {
-      const batch = pending.splice(0, BATCH_MAX);
-      try {
-        const rows = await db()<{ request_id: string; error: string | null }[]>`
-          select request_id, error from private.gateway_settle_batch(p_records => ${
-          JSON.stringify(batch.map((p) => p.record))
-        }::text::jsonb)`;
-        const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
-        for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
-      } catch (e) {
-        for (const p of batch) p.fail(e);
-      }
+async function sendBatches() {
+  while (pending.length || closing.length) {
+    const batch = pending.splice(0, BATCH_MAX);
+    const closes = batch.length < BATCH_MAX ? closing.splice(0) : [];
+    try {
+      const rows = await db()<{ request_id: string; error: string | null }[]>`
+        select request_id, error from private.gateway_settle_batch(
+          p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
+          p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`;
+      const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
+      for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
+    } catch (e) {
+      for (const p of batch) p.fail(e);
+      // A lease not given back now expires with its hold, and the hold sweep gives it back.
     }
-  } finally {
-    inFlight = false;
+  }
+}
+
+/** Sends what is queued now (one batch call at a time); resolves when the queue is empty. */
+export function flushSettlements(): Promise<void> {
+  clearTimeout(lingering);
+  lingering = undefined;
+  inFlight ??= sendBatches().finally(() => {
+    inFlight = null;
+    if (pending.length || closing.length) scheduleFlush(); // queued while the last batch was finishing
+  });
+  return inFlight;
+}
+
+function scheduleFlush() {
+  if (pending.length >= BATCH_MAX) void flushSettlements();
+  else if (lingering === undefined && inFlight === null) {
+    lingering = setTimeout(flushSettlements, SETTLE_LINGER_MS);
   }
 }
 
@@ -75,8 +96,14 @@ async function flushBatches() {
 function settleBatched(record: UsageRecord): Promise<"settled" | "outbox"> {
   return new Promise((done, fail) => {
     pending.push({ record, done, fail });
-    void flushBatches();
+    scheduleFlush();
   });
+}
+
+/** Gives a lease back after the settlements already queued (lease.ts calls this when it is done with one). */
+export function closeLease(leaseId: string, userId: string): void {
+  closing.push({ lease_id: leaseId, user_id: userId });
+  scheduleFlush();
 }
 
 export async function recordUsage(
