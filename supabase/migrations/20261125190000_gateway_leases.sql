@@ -220,6 +220,8 @@ begin
     return;
   end if;
   v_fit := least(v_want, greatest(v_need, balance / 4), balance);
+  -- Beyond the need, whole calls only: a lease never keeps a remainder that fits no call.
+  v_fit := v_need + (v_fit - v_need) / greatest(hold_tokens, 1) * greatest(hold_tokens, 1);
   if v_fit > 0 then
     update public.token_balances b set held = b.held + v_fit where b.user_id = p_user_id;
     balance := balance - v_fit;
@@ -381,7 +383,12 @@ begin
     end if;
   else
     -- The price in force when the call was admitted (a hold that expired: now).
-    v_price := private._price_in_force(p_provider, p_model, coalesce(p_admitted_at, now()));
+    -- (private._price_in_force's query, written out so its plan is cached with this function's)
+    select * into v_price from public.model_pricing m
+     where m.provider = p_provider and m.model = p_model and m.effective_from <= coalesce(p_admitted_at, now())
+       and (m.effective_to is null or m.effective_to > coalesce(p_admitted_at, now()))
+     order by m.effective_from desc
+     limit 1;
   end if;
 
   -- Debit what the call used, never below zero (a shortfall is recorded), and release the hold, in one
@@ -423,16 +430,18 @@ comment on function private.gateway_settle(text, uuid, text, text, bigint, bigin
   'is priced as in force at p_admitted_at. A repeat returns the existing row and changes nothing.';
 
 create function private._settle_record(p_record jsonb) returns void
-language sql
+language plpgsql
 set search_path = ''
 as $$
-  select from private.gateway_settle(
+begin
+  perform private.gateway_settle(
     p_record ->> 'request_id', (p_record ->> 'user_id')::uuid, p_record ->> 'provider', p_record ->> 'model',
     (p_record ->> 'input_tokens')::bigint, (p_record ->> 'cached_input_tokens')::bigint,
     (p_record ->> 'output_tokens')::bigint, p_record ->> 'status', (p_record ->> 'http_status')::integer,
     (p_record ->> 'latency_ms')::integer, p_record ->> 'upstream_request_id',
     coalesce((p_record ->> 'tokens_estimated')::boolean, false), p_record ->> 'lease_id',
     (p_record ->> 'admitted_at')::timestamptz);
+end;
 $$;
 comment on function private._settle_record(jsonb) is
   'gateway_settle for a usage record as the gateway sends it (JSON), for the batch and the outbox.';
@@ -470,52 +479,71 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_item record;
+  v_items jsonb[];
+  v_kinds integer[];
+  v_all_done boolean := false;
   v_parked jsonb := '{}'; -- lease id → tokens its parked records used
-  v_keep bigint;
+  v_record jsonb;
 begin
   -- Before gateway_settle is first compiled in this session: compiling it opens the tables its variables are
   -- typed by, and that wait must time out too (a blocked settlement goes to the outbox, it never hangs).
   perform set_config('lock_timeout', '3s', true);
   -- In user order, so concurrent batches lock balance rows in the same order (no deadlocks); a user's calls
   -- before the leases they were admitted under are given back.
-  for v_item in
-    select * from (
-      select value as record, 0 as kind from jsonb_array_elements(p_records)
-      union all
-      select value, 1 from jsonb_array_elements(coalesce(p_close_leases, '[]'))
-    ) items
-    order by items.record ->> 'user_id', items.kind, items.record ->> 'request_id', items.record ->> 'lease_id'
-  loop
-    begin
-      if v_item.kind = 0 then
-        request_id := v_item.record ->> 'request_id';
-        perform private._settle_record(v_item.record);
+  select coalesce(array_agg(items.record order by items.record ->> 'user_id', items.kind, items.record ->> 'request_id',
+                                                  items.record ->> 'lease_id'), '{}'),
+         coalesce(array_agg(items.kind order by items.record ->> 'user_id', items.kind, items.record ->> 'request_id',
+                                                items.record ->> 'lease_id'), '{}')
+    into v_items, v_kinds
+    from (select value as record, 0 as kind from jsonb_array_elements(p_records)
+          union all
+          select value, 1 from jsonb_array_elements(coalesce(p_close_leases, '[]'))) items;
+
+  -- The usual case at once: everything in one subtransaction.
+  begin
+    for i in 1 .. cardinality(v_items) loop
+      if v_kinds[i] = 0 then
+        perform private._settle_record(v_items[i]);
       else
-        request_id := v_item.record ->> 'lease_id';
-        v_keep := coalesce((v_parked ->> request_id)::bigint, 0);
-        perform private._trim_hold(request_id, v_keep);
+        perform private._trim_hold(v_items[i] ->> 'lease_id', 0);
       end if;
-      error := null;
-    exception when others then
-      error := sqlstate || ': ' || sqlerrm;
-      if v_item.kind = 0 then
-        perform private.enqueue_usage(v_item.record, error);
-        if v_item.record ->> 'lease_id' is not null then
-          v_parked := v_parked || jsonb_build_object(v_item.record ->> 'lease_id',
-            coalesce((v_parked ->> (v_item.record ->> 'lease_id'))::bigint, 0)
-            + greatest(coalesce((v_item.record ->> 'input_tokens')::bigint, 0), 0)
-            + greatest(coalesce((v_item.record ->> 'output_tokens')::bigint, 0), 0));
+    end loop;
+    v_all_done := true;
+  exception when others then
+    v_all_done := false; -- all of it undone: again one by one, to park only what fails
+  end;
+
+  for i in 1 .. cardinality(v_items) loop
+    v_record := v_items[i];
+    request_id := coalesce(v_record ->> 'request_id', v_record ->> 'lease_id');
+    error := null;
+    if not v_all_done then
+      begin
+        if v_kinds[i] = 0 then
+          perform private._settle_record(v_record);
+        else
+          perform private._trim_hold(request_id, coalesce((v_parked ->> request_id)::bigint, 0));
         end if;
-      end if;
-    end;
+      exception when others then
+        error := sqlstate || ': ' || sqlerrm;
+        if v_kinds[i] = 0 then
+          perform private.enqueue_usage(v_record, error);
+          if v_record ->> 'lease_id' is not null then
+            v_parked := v_parked || jsonb_build_object(v_record ->> 'lease_id',
+              coalesce((v_parked ->> (v_record ->> 'lease_id'))::bigint, 0)
+              + greatest(coalesce((v_record ->> 'input_tokens')::bigint, 0), 0)
+              + greatest(coalesce((v_record ->> 'output_tokens')::bigint, 0), 0));
+          end if;
+        end if;
+      end;
+    end if;
     return next;
   end loop;
 end;
 $$;
 comment on function private.gateway_settle_batch(jsonb, jsonb) is
-  'Settles many gateway calls in one transaction (each in its own subtransaction): a record whose settlement '
-  'fails is parked in the usage outbox instead. Then gives back the leases in p_close_leases ([{lease_id, '
+  'Settles many gateway calls in one transaction (all at once, or, when one fails, each in its own '
+  'subtransaction): a record whose settlement fails is parked in the usage outbox instead. Then gives back the leases in p_close_leases ([{lease_id, '
   'user_id}]), all but what their parked records used, which stays held until the outbox settles them (a lease '
   'that cannot be given back now expires with its hold). Returns each request or lease id with its error (null '
   'when done).';
@@ -556,6 +584,21 @@ begin
   end loop;
   return v_done;
 end;
+$$;
+
+-- Without a SET clause, so the planner inlines it into the settlement's insert (it names everything in full).
+create or replace function private._cost_micro_usd(
+  p_price public.model_pricing, p_input bigint, p_cached bigint, p_output bigint
+) returns bigint
+language sql immutable
+as $$
+  select case when p_price.id is null then null else
+    ceil((
+      (p_input - p_cached)::numeric * p_price.input_micro_usd_per_mtok
+      + p_cached::numeric * coalesce(p_price.cached_input_micro_usd_per_mtok, p_price.input_micro_usd_per_mtok)
+      + p_output::numeric * p_price.output_micro_usd_per_mtok
+    ) / 1000000)::bigint
+  end
 $$;
 
 comment on table private.token_holds is

@@ -408,6 +408,79 @@ Deno.test("balance: 50 concurrent streams of one user never spend more than the 
   });
 });
 
+Deno.test({
+  name: "leases: two function instances serving one user at once never spend more than the balance covers",
+  // The handlers' database pool (_shared/db.ts) is process-wide and stays open; leases go back on a timer.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env: Record<string, string | undefined> = {
+      SUPABASE_DB_URL: stack.dbUrl,
+      JWT_SECRET: stack.jwtSecret,
+      OPENAI_API_KEY: FAKE_LLM_API_KEY,
+      OPENAI_BASE_URL: `http://127.0.0.1:${FAKE_PORT}/v1`,
+      UPSTASH_REDIS_REST_URL: stack.upstashUrl,
+      UPSTASH_REDIS_REST_TOKEN: stack.upstashToken,
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+    const setEnv = (values: Record<string, string | undefined>) => {
+      for (const [k, v] of Object.entries(values)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    };
+    setEnv(env);
+    // Two instances of openai-proxy, each with its own lease book (as two edge function instances would be).
+    const servers = [0, 1].map(() =>
+      Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+        createGatewayHandler(openai, {
+          upstashLimits: true,
+          headersTimeoutMs: 2000,
+          totalTimeoutMs: 10000,
+          leases: { idleMs: 200 },
+        }),
+      )
+    );
+    const bases = servers.map((s) => `http://127.0.0.1:${s.addr.port}/openai-proxy`);
+    try {
+      await scenario(async ({ sql, llm, plan, user }) => {
+        const roomy = await plan({ rpm: 100_000, tpm: 1_000_000_000, maxOutput: 100 });
+        const body = chatBody({ max_tokens: 100 });
+        const hold = holdFor(body, 100);
+        const N = 40;
+        // Each call uses its whole hold, so the balance covers exactly N calls, whichever instance serves them.
+        llm.setScript({ inputTokens: hold - 100, outputTokens: 100 });
+        const start = N * hold + Math.floor(hold / 2);
+        const u = await user({ plan: roomy.id, balance: start });
+
+        // Waves of calls, alternating between the instances, so both grow leases of this user.
+        const replies: Reply[] = [];
+        for (let wave = 0; wave < 12; wave++) {
+          replies.push(
+            ...await Promise.all(Array.from({ length: 8 }, (_, i) => chat(u.token, body, bases[i % 2]))),
+          );
+        }
+        const ok = replies.filter((r) => r.status === 200);
+        for (const r of replies.filter((r) => r.status !== 200)) assertError(r, 402, "payment_required");
+        assert.equal(ok.length, N, "exactly the calls the balance covers");
+        assert.equal(llm.counts.openai, N, "refused calls reach no provider");
+
+        const after = await settled(sql, u.id, N);
+        assert.deepEqual(
+          after,
+          { balance: start - N * hold, held: 0 },
+          "spent what was covered; leases given back",
+        );
+        const [{ sum }] = await sql<{ sum: string }[]>`
+          select coalesce(sum(delta), 0) as sum from public.token_transactions where user_id = ${u.id}`;
+        assert.equal(Number(sum), after.balance, "the ledger adds up to the balance");
+        assert.equal((await sql`select 1 from private.token_holds where user_id = ${u.id}`).length, 0);
+      });
+    } finally {
+      await Promise.all(servers.map((s) => s.shutdown()));
+      setEnv(saved);
+    }
+  },
+});
+
 // ------------------------------------------------------------------------------------------ pricing
 
 Deno.test("pricing: a price change between calls bills each call at the price in force when it was admitted", async () => {

@@ -298,6 +298,21 @@ comment on function private.process_usage_outbox(integer) is
   'pg_cron (aie_usage_outbox): applies waiting usage records through gateway_settle, with backoff on failure. '
   'Returns how many it applied.';
 
+create or replace function private._cost_micro_usd(
+  p_price public.model_pricing, p_input bigint, p_cached bigint, p_output bigint
+) returns bigint
+language sql immutable
+set search_path = ''
+as $$
+  select case when p_price.id is null then null else
+    ceil((
+      (p_input - p_cached)::numeric * p_price.input_micro_usd_per_mtok
+      + p_cached::numeric * coalesce(p_price.cached_input_micro_usd_per_mtok, p_price.input_micro_usd_per_mtok)
+      + p_output::numeric * p_price.output_micro_usd_per_mtok
+    ) / 1000000)::bigint
+  end
+$$;
+
 comment on table private.token_holds is
   'Tokens reserved for gateway calls in flight (the most each can cost). token_balances.held is their sum per '
   'user. Settled by gateway_settle; holds of calls that died are released by aie_release_expired_holds.';
