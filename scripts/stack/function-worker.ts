@@ -1,6 +1,6 @@
 // Runs one edge function (supabase/functions/<name>/index.ts) as its own process, the way the edge
 // runtime runs a user worker: the module calls Deno.serve(handler) at top level; here that call is
-// bound to 127.0.0.1 on a free port, which is reported on stdout for the functions server.
+// bound to 127.0.0.1 on a free port, which is reported on stderr for the functions server.
 import { pathToFileURL } from "node:url";
 
 const entry = Deno.args[0];
@@ -23,7 +23,7 @@ function serveOnFreePort(a: Handler | Options, b?: Handler): Deno.HttpServer {
     hostname: "127.0.0.1",
     port: 0,
     onListen({ port }) {
-      console.log(JSON.stringify({ worker_ready: port }));
+      console.error(JSON.stringify({ worker_ready: port })); // on stderr: stdout is the function's own log
     },
   }, handler);
 }

@@ -153,7 +153,8 @@ async function startWorker(name: string): Promise<Worker> {
     env: await functionEnv(),
     clearEnv: true,
     stdin: "null",
-    stdout: "piped",
+    // The function's log lines go straight to ours (one file, appended); stderr is read for the ready line.
+    stdout: "inherit",
     stderr: "piped",
   }).spawn();
   let resolvePort!: (p: number) => void;
@@ -163,12 +164,11 @@ async function startWorker(name: string): Promise<Worker> {
     rejectPort = rej;
   });
   const timer = setTimeout(() => rejectPort(new Error("boot timeout")), 60_000);
-  pipeLines(child.stdout, (line) => {
+  pipeLines(child.stderr, (line) => {
     const ready = line.startsWith('{"worker_ready"') ? JSON.parse(line).worker_ready : undefined;
     if (typeof ready === "number") resolvePort(ready);
     else console.log(line);
   });
-  pipeLines(child.stderr, (line) => console.log(line));
   const worker: Worker = { child, port: portPromise, inflight: 0, retired: false };
   child.status.then((status) => {
     clearTimeout(timer);

@@ -215,7 +215,7 @@ begin
   balance := v_balance - v_held;
   if v_need > balance then
     outcome := 'payment_required';
-    message := format('Token balance too low for this call: %s available, up to %s needed', balance, hold_tokens);
+    message := format('Token balance too low for this call: %s available, up to %s needed', balance, v_need);
     return next;
     return;
   end if;
@@ -235,6 +235,9 @@ begin
   on conflict (request_id) do update
     set amount = h.amount + excluded.amount, expires_at = greatest(h.expires_at, excluded.expires_at)
   where h.user_id = excluded.user_id;
+  if v_fit > 0 and not found then
+    raise exception 'hold % belongs to another user', p_lease_id using errcode = 'PB409';
+  end if;
   if v_fit = 0 then
     update private.token_holds h
        set expires_at = greatest(h.expires_at, now() + make_interval(secs => greatest(coalesce(p_hold_seconds, 900), 60)))
@@ -286,6 +289,9 @@ declare
   v_lease record;
   v_price public.model_pricing;
 begin
+  if exists (select 1 from private.token_holds h where h.request_id = p_request_id) then
+    raise exception 'request % is already admitted', p_request_id using errcode = '23505';
+  end if;
   select * into v_lease
     from private.gateway_lease(p_user_id, p_provider, p_request_id, p_model, p_input_estimate, p_requested_output,
                                p_choices, p_check_limits => p_check_limits, p_hold_seconds => p_hold_seconds);
@@ -446,6 +452,16 @@ $$;
 comment on function private._settle_record(jsonb) is
   'gateway_settle for a usage record as the gateway sends it (JSON), for the batch and the outbox.';
 
+create function private._tokens_of(p_value jsonb) returns bigint
+language sql immutable
+as $$
+  select case when jsonb_typeof(p_value) = 'number'
+              then least(greatest(floor(p_value::text::numeric), 0), 1e15)::bigint else 0 end
+$$;
+comment on function private._tokens_of(jsonb) is
+  'A token count from a usage record as sent, for accounting a record that could not be settled: whole, '
+  'non-negative, 0 when it is not a number.';
+
 create function private._trim_hold(p_request_id text, p_keep bigint) returns void
 language plpgsql
 set search_path = ''
@@ -531,8 +547,7 @@ begin
           if v_record ->> 'lease_id' is not null then
             v_parked := v_parked || jsonb_build_object(v_record ->> 'lease_id',
               coalesce((v_parked ->> (v_record ->> 'lease_id'))::bigint, 0)
-              + greatest(coalesce((v_record ->> 'input_tokens')::bigint, 0), 0)
-              + greatest(coalesce((v_record ->> 'output_tokens')::bigint, 0), 0));
+              + private._tokens_of(v_record -> 'input_tokens') + private._tokens_of(v_record -> 'output_tokens'));
           end if;
         end if;
       end;

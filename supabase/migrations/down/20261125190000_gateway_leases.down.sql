@@ -2,6 +2,7 @@
 drop function private.gateway_settle_batch(jsonb, jsonb);
 drop function private._settle_record(jsonb);
 drop function private._trim_hold(text, bigint);
+drop function private._tokens_of(jsonb);
 drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text,
   boolean, text, timestamptz);
 

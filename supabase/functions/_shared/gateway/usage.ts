@@ -41,10 +41,11 @@ async function settle(r: UsageRecord): Promise<void> {
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 // Settlements are sent in batches: one SQL call (one transaction) at a time per instance, carrying every
-// call that ended in the last SETTLE_LINGER_MS or while the previous batch was in flight, and the leases to
-// give back after them. The round trip and commit are shared, which is most of a settlement's cost.
+// call that ended in the last SETTLE_LINGER_MS (up to BATCH_MAX; full batches go out at once), and the leases
+// to give back after them. The round trip, the commit and the batch's own work are shared, which is most of a
+// settlement's cost.
 const BATCH_MAX = 100;
-const SETTLE_LINGER_MS = 10;
+const SETTLE_LINGER_MS = 20;
 type Pending = {
   record: UsageRecord;
   done: (outcome: "settled" | "outbox") => void;
@@ -56,40 +57,42 @@ const closing: { lease_id: string; user_id: string }[] = [];
 let inFlight: Promise<void> | null = null;
 let lingering: ReturnType<typeof setTimeout> | undefined;
 
-async function sendBatches() {
-  while (pending.length || closing.length) {
-    const batch = pending.splice(0, BATCH_MAX);
-    const closes = batch.length < BATCH_MAX ? closing.splice(0) : [];
-    try {
-      const rows = await db()<{ request_id: string; error: string | null }[]>`
-        select request_id, error from private.gateway_settle_batch(
-          p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
-          p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`;
-      const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
-      for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
-    } catch (e) {
-      for (const p of batch) p.fail(e);
-      // A lease not given back now expires with its hold, and the hold sweep gives it back.
-    }
+async function sendBatch() {
+  const batch = pending.splice(0, BATCH_MAX);
+  const closes = batch.length < BATCH_MAX ? closing.splice(0) : [];
+  try {
+    const rows = await db()<{ request_id: string; error: string | null }[]>`
+      select request_id, error from private.gateway_settle_batch(
+        p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
+        p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`;
+    const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
+    for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
+  } catch (e) {
+    for (const p of batch) p.fail(e);
+    // A lease not given back now expires with its hold, and the hold sweep gives it back.
   }
 }
 
-/** Sends what is queued now (one batch call at a time); resolves when the queue is empty. */
-export function flushSettlements(): Promise<void> {
+/** Sends the next batch now, unless one is in flight (the queue is looked at again when it returns). */
+function sendNow(): Promise<void> {
   clearTimeout(lingering);
   lingering = undefined;
-  inFlight ??= sendBatches().finally(() => {
+  inFlight ??= sendBatch().finally(() => {
     inFlight = null;
-    if (pending.length || closing.length) scheduleFlush(); // queued while the last batch was finishing
+    scheduleFlush();
   });
   return inFlight;
 }
 
 function scheduleFlush() {
-  if (pending.length >= BATCH_MAX) void flushSettlements();
-  else if (lingering === undefined && inFlight === null) {
-    lingering = setTimeout(flushSettlements, SETTLE_LINGER_MS);
-  }
+  if (inFlight !== null || !(pending.length || closing.length)) return;
+  if (pending.length >= BATCH_MAX) void sendNow();
+  else if (lingering === undefined) lingering = setTimeout(sendNow, SETTLE_LINGER_MS);
+}
+
+/** Sends everything queued, without waiting for the linger (shutdown); resolves when the queue is empty. */
+export async function flushSettlements(): Promise<void> {
+  while (inFlight || pending.length || closing.length) await (inFlight ?? sendNow());
 }
 
 /** Settles in the next batch: "settled", or "outbox" when its settlement failed and the batch parked it. */

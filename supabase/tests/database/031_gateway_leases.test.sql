@@ -1,0 +1,475 @@
+-- Budget leases for the LLM gateway (migration 20261125190000_gateway_leases):
+--   private.rate_limit_take   takes between need and want hits of a fixed window (what is left, at most), or none
+--                             (and the refused need still counts); need 0 is never refused; an old window reads
+--                             as empty; bad arguments are 22023
+--   private.gateway_lease     outcomes (unauthorized, forbidden, rate_limited for requests and for tokens,
+--                             payment_required) that hold nothing; its sizing: one call's hold, N calls' worth,
+--                             beyond the call at most a quarter of the unreserved balance and whole calls only,
+--                             p_have_tokens, top-ups of the same lease (one row, summed, later expiry), p_ahead
+--                             never refused, the limits it takes for N calls and a budget never larger than the
+--                             limits granted
+--   private.gateway_settle    with p_lease_id: what the call used comes off the lease (row gone when used up),
+--                             priced as in force at p_admitted_at; a repeat is a no-op; a lease already gone still
+--                             debits, never below zero
+--   private.gateway_settle_batch  settlements of several users and leases closed in the same batch; a failing
+--                             record is parked in the outbox and its lease keeps exactly what it used until
+--                             private.process_usage_outbox settles it
+--   private.gateway_admit     (a one-call lease) still keeps the price in force on its hold
+begin;
+\ir ../_helpers.psql
+select plan(88);
+
+-- ======================================================================================= fixtures
+-- Two price periods of a model of our own: an old price until :t_change (an hour ago), a new one since.
+select now() - interval '1 hour' as t_change \gset
+insert into public.model_pricing
+  (provider, model, input_micro_usd_per_mtok, cached_input_micro_usd_per_mtok, output_micro_usd_per_mtok,
+   effective_from, effective_to)
+values ('openai', 'pgtap031-model', 1000000, 500000, 2000000, now() - interval '30 days', :'t_change'),
+       ('openai', 'pgtap031-model', 3000000, null, 6000000, :'t_change', null);
+select id as price_old from public.model_pricing where model = 'pgtap031-model' and effective_to is not null \gset
+select id as price_new from public.model_pricing where model = 'pgtap031-model' and effective_to is null \gset
+
+-- Plans of our own (max output 100, so a call of input 10 and no requested output holds 110).
+insert into public.subscription_plans
+  (id, name, monthly_token_allowance, requests_per_minute, tokens_per_minute, max_output_tokens, allowed_models,
+   is_active)
+values ('pgtap031_roomy', 'pgtap031 Roomy', 0, 100, 1000000, 100, '{pgtap031-model}', false),
+       ('pgtap031_rpm', 'pgtap031 Two a minute', 0, 2, 1000000, 100, '{}', false),
+       ('pgtap031_tpm', 'pgtap031 Thousand tokens a minute', 0, 100, 1000, 500, '{}', false);
+
+-- A user on a plan with a starting balance (an adjustment).
+create function tests.lease_user(p_name text, p_plan text, p_balance bigint default 0) returns uuid
+language plpgsql
+as $$
+declare
+  v_id uuid := tests.create_user('pgtap031-' || p_name || '@example.com');
+begin
+  update public.users set plan = p_plan where id = v_id;
+  if p_balance > 0 then
+    perform private.update_user_token_balance(v_id, p_balance, 'adjustment', 'pgtap031:start:' || p_name);
+  end if;
+  return v_id;
+end;
+$$;
+
+-- gateway_lease with the arguments these tests vary; without the Postgres limiter unless asked.
+create function tests.lease(
+  p_user uuid, p_lease text, p_input bigint, p_output integer, p_calls integer default 1,
+  p_have bigint default 0, p_ahead boolean default false, p_check_limits boolean default false,
+  p_model text default 'pgtap031-model', p_choices integer default 1, p_hold_seconds integer default 900)
+returns table (outcome text, message text, max_output_tokens integer, hold_tokens bigint, granted_tokens bigint,
+               granted_requests integer, granted_rate_tokens bigint, requests_remaining integer,
+               rate_tokens_remaining integer, limit_value integer, balance bigint)
+language sql
+as $$
+  select outcome, message, max_output_tokens, hold_tokens, granted_tokens, granted_requests, granted_rate_tokens,
+         requests_remaining, rate_tokens_remaining, limit_value, balance
+    from private.gateway_lease(p_user, 'openai', p_lease, p_model, p_input, p_output, p_choices, p_calls,
+                               p_have_tokens => p_have, p_ahead => p_ahead, p_check_limits => p_check_limits,
+                               p_hold_seconds => p_hold_seconds)
+$$;
+
+-- gateway_settle of a call admitted under a lease.
+create function tests.settle(p_request text, p_user uuid, p_input bigint, p_cached bigint, p_output bigint,
+                             p_lease text, p_admitted_at timestamptz default null)
+returns public.token_usage
+language sql
+as $$
+  select * from private.gateway_settle(p_request, p_user, 'openai', 'pgtap031-model', p_input, p_cached, p_output,
+                                       'ok', 200, 100, 'up-' || p_request, false, p_lease, p_admitted_at)
+$$;
+
+-- A usage record as the gateway sends it to gateway_settle_batch.
+create function tests.rec(p_request text, p_user uuid, p_input bigint, p_output bigint, p_lease text,
+                          p_status text default 'ok')
+returns jsonb
+language sql
+as $$
+  select jsonb_build_object(
+    'request_id', p_request, 'user_id', p_user, 'provider', 'openai', 'model', 'pgtap031-model',
+    'input_tokens', p_input, 'cached_input_tokens', 0, 'output_tokens', p_output, 'status', p_status,
+    'http_status', 200, 'latency_ms', 100, 'upstream_request_id', null, 'tokens_estimated', false,
+    'lease_id', p_lease, 'admitted_at', now())
+$$;
+
+create function tests.balance(p_user uuid) returns bigint
+language sql stable as $$ select balance from public.token_balances where user_id = p_user $$;
+create function tests.held(p_user uuid) returns bigint
+language sql stable as $$ select held from public.token_balances where user_id = p_user $$;
+create function tests.lease_amount(p_lease text) returns bigint
+language sql stable as $$ select amount from private.token_holds where request_id = p_lease $$;
+
+-- The end of the current fixed window of p_seconds (windows are aligned to the epoch).
+create function tests.window_end(p_seconds integer) returns timestamptz
+language sql volatile
+as $$ select to_timestamp((floor(extract(epoch from clock_timestamp()) / p_seconds) + 1) * p_seconds) $$;
+
+-- The limiter windows are whole minutes (and hours): start well inside one, this file takes far less than 10 s.
+select pg_sleep(case when extract(second from clock_timestamp()) > 50 then 61 - extract(second from clock_timestamp())
+                     else 0 end);
+
+-- ============================================================================ rate_limit_take
+select 'pgtap031:take:' || extensions.gen_random_uuid() as k_take \gset
+select 'pgtap031:take:' || extensions.gen_random_uuid() as k_zero \gset
+
+select results_eq(format('select granted, hits, remaining from private.rate_limit_take(%L, 10, 3600, 2, 4)', :'k_take'),
+  $$values (4, 4, 6)$$, 'A take that fits is granted all it wants (need 2, want 4 of 10: granted 4)');
+select results_eq(format('select granted, hits, remaining from private.rate_limit_take(%L, 10, 3600, 2, 8)', :'k_take'),
+  $$values (6, 10, 0)$$, 'A take wanting more than is left is granted what is left (least(8, 10 - 4) = 6)');
+select results_eq(format('select granted, hits, remaining from private.rate_limit_take(%L, 10, 3600, 1, 3)', :'k_take'),
+  $$values (0, 11, 0)$$, 'A take whose need does not fit is refused (granted 0), and the refused need counts');
+select is((select hits from private.rate_limit_buckets where key = :'k_take'), 11,
+  'The bucket keeps the refused hit (11 of 10)');
+select is((select reset_at from private.rate_limit_take(:'k_take', 10, 3600, 0, 1)), tests.window_end(3600),
+  'reset_at is the end of the current fixed window');
+
+select results_eq(format('select granted, hits from private.rate_limit_take(%L, 10, 3600, 3, 3)', :'k_zero'),
+  $$values (3, 3)$$, 'A take of exactly its need is granted it');
+select results_eq(format('select granted, hits from private.rate_limit_take(%L, 10, 3600, 0, 20)', :'k_zero'),
+  $$values (7, 10)$$, 'Need 0 is never refused: it is granted what is left (7)');
+select results_eq(format('select granted, hits, remaining from private.rate_limit_take(%L, 10, 3600, 0, 5)', :'k_zero'),
+  $$values (0, 10, 0)$$, 'Need 0 with nothing left is granted 0, without an error and without counting');
+
+update private.rate_limit_buckets set window_start = window_start - interval '1 hour' where key = :'k_take';
+select results_eq(format('select granted, hits, remaining from private.rate_limit_take(%L, 10, 3600, 10, 10)', :'k_take'),
+  $$values (10, 10, 0)$$, 'A bucket of a previous window reads as empty (all 10 granted again)');
+
+select throws_ok($$select * from private.rate_limit_take('pgtap031:take:bad', 10, 60, 3, 2)$$, '22023', null,
+  'want < need is refused (22023)');
+select throws_ok($$select * from private.rate_limit_take('pgtap031:take:bad', 10, 60, -1, 2)$$, '22023', null,
+  'A negative need is refused (22023)');
+
+-- ============================================================================ gateway_lease outcomes
+select tests.lease_user('olga', 'pgtap031_roomy', 100000) as olga \gset
+select tests.lease_user('pete', 'pgtap031_roomy', 100) as pete \gset
+select tests.lease_user('rita', 'pgtap031_rpm', 1000000) as rita \gset
+select tests.lease_user('tara', 'pgtap031_tpm', 1000000) as tara \gset
+
+-- unauthorized
+select results_eq(
+  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:unknown', 10, 0)$$,
+         extensions.gen_random_uuid()),
+  $$values ('unauthorized', 'Unknown user', 0::bigint)$$,
+  'A lease for an unknown user is unauthorized');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:unknown'$$,
+  'An unauthorized lease holds nothing');
+
+-- forbidden, and no model check without a model
+select results_eq(
+  format($$select outcome, message from tests.lease(%L, 'pgtap031:lease:olga-other', 10, 0,
+           p_model => 'pgtap031-other')$$, :'olga'),
+  $$values ('forbidden', 'Model pgtap031-other is not available on the pgtap031 Roomy plan')$$,
+  'A model outside the plan''s allowed_models is forbidden');
+select is(tests.held(:'olga'), 0::bigint, 'A forbidden lease holds nothing');
+select results_eq(
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-any', 10, 0, p_model => null)$$,
+         :'olga'),
+  $$values ('ok', 110::bigint)$$,
+  'Without a model (p_model null) the allowed_models check is skipped');
+select is((select model from private.token_holds where request_id = 'pgtap031:lease:olga-any'), '*',
+  'A lease without a model holds under model *');
+
+-- rate_limited: requests per minute (a plan of 2 a minute, and a first lease asking for 4 calls)
+select results_eq(
+  format($$select outcome, granted_requests, granted_rate_tokens, granted_tokens
+             from tests.lease(%L, 'pgtap031:lease:rita', 10, 0, p_calls => 4, p_check_limits => true)$$, :'rita'),
+  $$values ('ok', 2, 220::bigint, 220::bigint)$$,
+  'Limits leaving only 2 requests: p_calls 4 is granted 2 requests, 2 holds of tokens-per-minute and 2 holds of budget');
+select results_eq(
+  format($$select outcome, message, limit_value, granted_tokens
+             from tests.lease(%L, 'pgtap031:lease:rita', 10, 0, p_check_limits => true)$$, :'rita'),
+  $$values ('rate_limited', 'Requests-per-minute limit reached', 2, 0::bigint)$$,
+  'With no request left in the minute the lease is rate_limited, with the plan''s requests per minute');
+select is(tests.held(:'rita'), 220::bigint, 'A rate_limited lease holds nothing more');
+
+-- rate_limited: tokens per minute (1000 a minute; a call holds 100 + 500)
+select results_eq(
+  format($$select outcome, granted_rate_tokens from tests.lease(%L, 'pgtap031:lease:tara', 100, 0,
+           p_check_limits => true)$$, :'tara'),
+  $$values ('ok', 600::bigint)$$,
+  'A call holding 600 fits a window of 1000 tokens a minute');
+select results_eq(
+  format($$select outcome, message, limit_value from tests.lease(%L, 'pgtap031:lease:tara', 100, 0,
+           p_check_limits => true)$$, :'tara'),
+  $$values ('rate_limited', 'Tokens-per-minute limit reached', 1000)$$,
+  'A second call of 600 does not fit the 400 left: rate_limited with the plan''s tokens per minute');
+select is(tests.held(:'tara'), 600::bigint, 'The refused call holds nothing');
+
+-- payment_required
+select results_eq(
+  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete', 10, 0)$$, :'pete'),
+  $$values ('payment_required', 'Token balance too low for this call: 100 available, up to 110 needed', 0::bigint)$$,
+  'A balance of 100 cannot cover a call holding 110: payment_required, naming available and needed');
+select is(tests.held(:'pete'), 0::bigint, 'A payment_required lease holds nothing');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:pete'$$,
+  'A payment_required lease places no hold row');
+
+-- ============================================================================ gateway_lease sizing
+select tests.lease_user('sam', 'pgtap031_roomy', 1000000) as sam \gset
+select tests.lease_user('quinn', 'pgtap031_roomy', 4000) as quinn \gset
+select tests.lease_user('vera', 'pgtap031_roomy', 2000) as vera \gset
+select tests.lease_user('una', 'pgtap031_roomy', 600) as una \gset
+select tests.lease_user('zoe', 'pgtap031_roomy') as zoe \gset
+select tests.lease_user('rob', 'pgtap031_roomy', 1000000) as rob \gset
+
+-- One call: input 25 + max output 500 capped at 100, two choices = 225.
+select results_eq(
+  format($$select outcome, max_output_tokens, hold_tokens, granted_tokens
+             from tests.lease(%L, 'pgtap031:lease:sam-1', 25, 500, p_choices => 2)$$, :'sam'),
+  $$values ('ok', 100, 225::bigint, 225::bigint)$$,
+  'p_calls 1 holds exactly the call''s hold: input estimate + capped max output x choices');
+select results_eq(
+  $$select user_id, amount from private.token_holds where request_id = 'pgtap031:lease:sam-1'$$,
+  format($$values (%L::uuid, 225::bigint)$$, :'sam'),
+  'The hold is a token_holds row under the lease id');
+select is(tests.held(:'sam'), 225::bigint, 'token_balances.held counts the lease');
+
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-3', 10, 0, p_calls => 3)), 330::bigint,
+  'p_calls 3 with a large balance holds three calls'' worth (3 x 110)');
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-have', 10, 0, p_have => 60)), 50::bigint,
+  'p_have_tokens 60 leaves 50 of a call''s 110 to hold');
+select is(tests.held(:'sam'), (225 + 330 + 50)::bigint, 'held is the sum of the user''s leases');
+
+-- Topping the same lease up: one row, amounts summed, the expiry pushed later.
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, 0, p_hold_seconds => 60)),
+  110::bigint, 'A lease of one call (110) held for 60 seconds');
+select is((select expires_at from private.token_holds where request_id = 'pgtap031:lease:sam-top'),
+  now() + interval '60 seconds', 'A lease expires p_hold_seconds after it was taken');
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, 0, p_calls => 2)),
+  220::bigint, 'Topped up with two more calls (220) under the same lease id');
+select results_eq(
+  $$select count(*)::int, sum(amount), max(expires_at) from private.token_holds where request_id = 'pgtap031:lease:sam-top'$$,
+  $$values (1, 330::numeric, now() + interval '900 seconds')$$,
+  'A second lease under the same id adds to the same row (110 + 220) and pushes its expiry later');
+
+-- At most a quarter of the unreserved balance beyond the call, and beyond the call whole calls only.
+select results_eq(
+  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:quinn', 100, 0, p_calls => 10)$$,
+         :'quinn'),
+  $$values ('ok', 1000::bigint, 3000::bigint)$$,
+  'Ten calls of 200 (2000) with 4000 unreserved: only a quarter of it is held (1000), 3000 left');
+select results_eq(
+  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:vera', 100, 0, p_calls => 5)$$,
+         :'vera'),
+  $$values ('ok', 400::bigint, 1600::bigint)$$,
+  'Five calls of 200 with 2000 unreserved: the quarter (500) is rounded down to whole calls (400)');
+select results_eq(
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:una', 100, 0, p_calls => 5)$$, :'una'),
+  $$values ('ok', 200::bigint)$$,
+  'With 600 unreserved the call itself (200) is held although it is more than a quarter (150)');
+
+-- p_ahead: never refused.
+select results_eq(
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:zoe', 10, 0, p_calls => 4,
+           p_ahead => true)$$, :'zoe'),
+  $$values ('ok', 0::bigint)$$,
+  'p_ahead with no balance at all is ok, granting nothing');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:zoe'$$,
+  'A lease granted nothing places no hold row');
+select results_eq(
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete-ahead', 10, 0, p_ahead => true)$$,
+         :'pete'),
+  $$values ('ok', 0::bigint)$$,
+  'p_ahead with 100 unreserved (less than the call''s 110) is ok, granting nothing (no whole call fits)');
+select results_eq(
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-ahead', 10, 0, p_calls => 1000,
+           p_ahead => true)$$, :'olga'),
+  $$values ('ok', 24970::bigint)$$,
+  'p_ahead needs nothing for the call: whole calls within a quarter of the unreserved 99890 (227 x 110)');
+
+-- The limits, for four calls on a roomy plan.
+select results_eq(
+  format($$select outcome, granted_requests, granted_rate_tokens, granted_tokens, requests_remaining,
+                  rate_tokens_remaining
+             from tests.lease(%L, 'pgtap031:lease:rob', 10, 0, p_calls => 4, p_check_limits => true)$$, :'rob'),
+  $$values ('ok', 4, 440::bigint, 440::bigint, 96, 999560)$$,
+  'p_calls 4 with the limits: 4 requests, 4 holds of tokens per minute and 4 holds of budget');
+select results_eq(
+  format($$select key, hits from private.rate_limit_buckets where key in (%L, %L) order by key$$,
+         'gw:rpm:' || :'rob', 'gw:tpm:' || :'rob'),
+  format($$values (%L, 4), (%L, 440)$$, 'gw:rpm:' || :'rob', 'gw:tpm:' || :'rob'),
+  'The requests and tokens buckets count the 4 requests and 440 tokens taken');
+
+-- ============================================================================ gateway_settle under a lease
+select tests.lease_user('lena', 'pgtap031_roomy', 10000) as lena \gset
+select tests.lease_user('gus', 'pgtap031_roomy', 1000) as gus \gset
+
+select is((select granted_tokens from tests.lease(:'lena', 'pgtap031:lease:lena', 100, 0, p_calls => 4)), 800::bigint,
+  'lena leases four calls of 200 (800)');
+
+-- Call 1, admitted before the price change: 60 uncached at $1/M + 40 cached at $0.50/M + 50 output at $2/M = 180.
+select results_eq(
+  format($$select input_tokens + output_tokens, debited_tokens, pricing_id, cost_micro_usd
+             from tests.settle('pgtap031:lena:1', %L, 100, 40, 50, 'pgtap031:lease:lena',
+                               %L::timestamptz - interval '1 minute')$$, :'lena', :'t_change'),
+  format($$values (150::bigint, 150::bigint, %s::bigint, 180::bigint)$$, :'price_old'),
+  'A call admitted before the price change is priced at the old price in force at p_admitted_at');
+select is(tests.lease_amount('pgtap031:lease:lena'), 650::bigint, 'The 150 used come off the lease (800 - 150)');
+select is(tests.held(:'lena'), 650::bigint, 'held goes down by the same 150');
+select is(tests.balance(:'lena'), 9850::bigint, 'The balance is debited the 150 used');
+select results_eq(
+  $$select delta, reason from public.token_transactions where reference = 'usage:pgtap031:lena:1'$$,
+  $$values (-150::bigint, 'usage')$$,
+  'The debit is a ledger row usage:<request id>');
+
+-- Call 2, admitted after it: 100 uncached + 100 cached at $3/M (no cached price) + 100 output at $6/M = 1200.
+select results_eq(
+  format($$select pricing_id, cost_micro_usd
+             from tests.settle('pgtap031:lena:2', %L, 200, 100, 100, 'pgtap031:lease:lena',
+                               %L::timestamptz + interval '1 minute')$$, :'lena', :'t_change'),
+  format($$values (%s::bigint, 1200::bigint)$$, :'price_new'),
+  'A call admitted after the price change is priced at the new price');
+select is(tests.lease_amount('pgtap031:lease:lena'), 350::bigint, 'The lease has 350 left');
+
+select id as lena2_id from public.token_usage where request_id = 'pgtap031:lena:2' \gset
+select is((tests.settle('pgtap031:lena:2', :'lena', 9999, 0, 9999, 'pgtap031:lease:lena')).id, :'lena2_id'::bigint,
+  'Settling the same request again returns the existing usage row');
+select results_eq(
+  format($$select tests.lease_amount('pgtap031:lease:lena'), tests.held(%1$L), tests.balance(%1$L)$$, :'lena'),
+  $$values (350::bigint, 350::bigint, 9550::bigint)$$,
+  'A repeated settlement changes neither the lease, nor held, nor the balance');
+
+select is((tests.settle('pgtap031:lena:3', :'lena', 300, 0, 50, 'pgtap031:lease:lena')).debited_tokens, 350::bigint,
+  'A call using exactly what is left of the lease (350) settles');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:lena'$$,
+  'A lease used up is deleted');
+select is(tests.held(:'lena'), 0::bigint, 'Nothing is held once the lease is used up');
+
+-- A lease already gone (closed or expired): the call still debits, but never into another hold's tokens.
+select is((select granted_tokens from tests.lease(:'gus', 'pgtap031:lease:gus', 700, 0)), 800::bigint,
+  'gus holds 800 of his 1000 under another lease');
+select results_eq(
+  format($$select input_tokens + output_tokens, debited_tokens
+             from tests.settle('pgtap031:gus:1', %L, 400, 0, 100, 'pgtap031:lease:gus-gone')$$, :'gus'),
+  $$values (500::bigint, 200::bigint)$$,
+  'A call of 500 under a lease that is gone debits only the 200 not held (debited_tokens < used)');
+select results_eq(
+  format($$select tests.balance(%1$L), tests.held(%1$L), tests.lease_amount('pgtap031:lease:gus')$$, :'gus'),
+  $$values (800::bigint, 800::bigint, 800::bigint)$$,
+  'The balance stops at what is held (800); the other lease is untouched');
+select is((select (metadata ->> 'shortfall')::bigint from public.token_transactions where reference = 'usage:pgtap031:gus:1'),
+  300::bigint, 'The shortfall (300) is recorded in the ledger row');
+
+-- ============================================================================ gateway_settle_batch
+select tests.lease_user('bea', 'pgtap031_roomy', 100000) as bea \gset
+select tests.lease_user('cid', 'pgtap031_roomy', 100000) as cid \gset
+select tests.lease_user('dora', 'pgtap031_roomy', 100000) as dora \gset
+
+select results_eq(
+  format($$select (select granted_tokens from tests.lease(%L, 'pgtap031:lease:bea', 100, 0, p_calls => 4)),
+                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:cid', 100, 0, p_calls => 4)),
+                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:dora', 100, 0, p_calls => 5))$$,
+         :'bea', :'cid', :'dora'),
+  $$values (800::bigint, 800::bigint, 1000::bigint)$$,
+  'bea and cid lease four calls of 200, dora five');
+select is((select outcome from private.gateway_admit(:'bea', 'openai', 'pgtap031-model', 'pgtap031:bea:solo', 10, 0,
+  false)), 'ok', 'bea also has a call admitted on its own (gateway_admit, 110)');
+select is(tests.held(:'bea'), 910::bigint, 'bea holds her lease (800) and a call admitted on its own (110)');
+
+-- Everything settles: two users' calls, and bea's lease closed in the same batch.
+create table tests.batch1 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(tests.rec('pgtap031:batch1:bea-1', :'bea', 100, 50, 'pgtap031:lease:bea'),
+                    tests.rec('pgtap031:batch1:cid-1', :'cid', 300, 100, 'pgtap031:lease:cid'),
+                    tests.rec('pgtap031:batch1:bea-2', :'bea', 80, 20, 'pgtap031:lease:bea')),
+  jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:bea', 'user_id', :'bea')));
+select bag_eq('select request_id, error from tests.batch1',
+  $$values ('pgtap031:batch1:bea-1', null::text), ('pgtap031:batch1:bea-2', null), ('pgtap031:batch1:cid-1', null),
+           ('pgtap031:lease:bea', null)$$,
+  'The batch returns one row per record and per closed lease, all without error');
+select is((select count(*)::int from public.token_usage where request_id like 'pgtap031:batch1:%'), 3,
+  'All three records of the batch are settled');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:bea'$$,
+  'The closed lease''s row is gone');
+select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'bea'),
+  $$values (110::bigint, 99750::bigint)$$,
+  'bea''s held is back to what her other hold keeps (110); she is debited her two calls (250)');
+select results_eq(format($$select tests.lease_amount('pgtap031:lease:cid'), tests.held(%1$L), tests.balance(%1$L)$$, :'cid'),
+  $$values (400::bigint, 400::bigint, 99600::bigint)$$,
+  'cid''s call (400) came off his lease, which stays open');
+
+-- One record fails (an unknown user) and one is refused by token_usage's status check: the others settle.
+select extensions.gen_random_uuid() as nobody \gset
+create table tests.batch2 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(tests.rec('pgtap031:batch2:dora-1', :'dora', 60, 40, 'pgtap031:lease:dora'),
+                    tests.rec('pgtap031:batch2:dora-2', :'dora', 30, 20, 'pgtap031:lease:dora', 'exploded'),
+                    tests.rec('pgtap031:batch2:nobody', :'nobody', 5, 5, null),
+                    tests.rec('pgtap031:batch2:cid-2', :'cid', 30, 20, 'pgtap031:lease:cid')),
+  jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:dora', 'user_id', :'dora')));
+select bag_eq('select request_id, split_part(error, '':'', 1) from tests.batch2',
+  $$values ('pgtap031:batch2:dora-1', null::text), ('pgtap031:batch2:dora-2', '23514'),
+           ('pgtap031:batch2:nobody', 'PB404'), ('pgtap031:batch2:cid-2', null), ('pgtap031:lease:dora', null)$$,
+  'A failing batch returns each record''s error (23514 status check, PB404 unknown user) and null for the rest');
+select results_eq(
+  $$select request_id from public.token_usage where request_id like 'pgtap031:batch2:%' order by request_id collate "C"$$,
+  $$values ('pgtap031:batch2:cid-2'), ('pgtap031:batch2:dora-1')$$,
+  'The records that can settle are settled despite the failing ones');
+select results_eq(
+  $$select request_id, split_part(last_error, ':', 1), applied_at is null from private.usage_outbox
+     where request_id like 'pgtap031:batch2:%' order by request_id collate "C"$$,
+  $$values ('pgtap031:batch2:dora-2', '23514', true), ('pgtap031:batch2:nobody', 'PB404', true)$$,
+  'The failing records are parked in the usage outbox with their errors');
+select is(tests.lease_amount('pgtap031:lease:dora'), 50::bigint,
+  'The closed lease keeps exactly what its parked record used (30 + 20)');
+select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'dora'),
+  $$values (50::bigint, 99900::bigint)$$,
+  'Everything else of dora''s lease is given back (held 50); her settled call (100) is debited');
+select results_eq(format($$select tests.lease_amount('pgtap031:lease:cid'), tests.held(%L)$$, :'cid'),
+  $$values (350::bigint, 350::bigint)$$,
+  'cid''s call in the failing batch came off his lease as usual');
+
+-- The outbox settles the parked record once it can succeed: the kept tokens pay for it, the lease is gone.
+update private.usage_outbox set payload = payload || '{"status": "ok"}' where request_id = 'pgtap031:batch2:dora-2';
+select ok(private.process_usage_outbox() >= 1, 'process_usage_outbox applies the repaired record');
+select results_eq(
+  $$select status, input_tokens + output_tokens, debited_tokens from public.token_usage
+     where request_id = 'pgtap031:batch2:dora-2'$$,
+  $$values ('ok', 50::bigint, 50::bigint)$$,
+  'The parked record is settled and debited in full');
+select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:dora'$$,
+  'The lease kept for the parked record is gone once it is settled');
+select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'dora'),
+  $$values (0::bigint, 99850::bigint)$$,
+  'dora holds nothing any more and paid for all three of her calls (150)');
+
+-- ============================================================================ gateway_admit
+select tests.lease_user('adam', 'pgtap031_roomy', 100000) as adam \gset
+select results_eq(
+  format($$select outcome, hold_tokens, pricing_id from private.gateway_admit(%L, 'openai', 'pgtap031-model',
+           'pgtap031:adam:1', 10, 0, false)$$, :'adam'),
+  format($$values ('ok', 110::bigint, %s::bigint)$$, :'price_new'),
+  'gateway_admit admits one call with the price in force');
+select results_eq(
+  $$select amount, pricing_id from private.token_holds where request_id = 'pgtap031:adam:1'$$,
+  format($$values (110::bigint, %s::bigint)$$, :'price_new'),
+  'gateway_admit''s hold is exactly the call''s and keeps the price in force');
+
+select throws_ok(
+  format($$select * from private.gateway_admit(%L, 'openai', 'pgtap031-model', 'pgtap031:adam:1', 10, 0, false)$$,
+         :'adam'),
+  '23505', null, 'Admitting the same request id again is refused');
+select is(tests.held(:'adam'), 110::bigint, 'and holds nothing more');
+
+-- ============================================================================ found in review
+-- A lease id that is another user's hold is refused, and nothing is held for it.
+select throws_ok(
+  format($$select * from tests.lease(%L, 'pgtap031:adam:1', 10, 0)$$, :'bea'),
+  'PB409', null, 'A lease under another user''s hold id is refused');
+select is(tests.held(:'bea'), 110::bigint, 'and the refused lease changed nothing of the caller''s held');
+
+-- A parked record whose token counts are not whole numbers does not abort its batch.
+create table tests.batch3 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(tests.rec('pgtap031:batch3:cid-1', :'cid', 10, 10, 'pgtap031:lease:cid'),
+                    tests.rec('pgtap031:batch3:cid-2', :'cid', 10, 10, 'pgtap031:lease:cid') || '{"input_tokens": 1.5}'),
+  jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:cid', 'user_id', :'cid')));
+select bag_eq('select request_id, split_part(error, '':'', 1) from tests.batch3',
+  $$values ('pgtap031:batch3:cid-1', null::text), ('pgtap031:batch3:cid-2', '22P02'), ('pgtap031:lease:cid', null)$$,
+  'A record with a fractional token count is parked; the rest of its batch settles');
+select is(tests.lease_amount('pgtap031:lease:cid'), 11::bigint,
+  'Its lease keeps what it used, its count taken whole (1 + 10)');
+
+select * from finish();
+rollback;
