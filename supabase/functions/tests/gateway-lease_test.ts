@@ -11,6 +11,7 @@ import {
   type LeaseSettings,
 } from "../_shared/gateway/lease.ts";
 import { HttpError } from "../_shared/errors.ts";
+import { gatewayOptionsFromEnv } from "../_shared/gateway/proxy.ts";
 import type { RateLimitResult } from "../_shared/ratelimit.ts";
 
 const USER = "00000000-0000-4000-8000-000000000001";
@@ -263,4 +264,38 @@ Deno.test("leases: a refused renewal refuses every call waiting on it, and the n
   const t = await book.admit(USER, CALL);
   assert.equal(t.hold, HOLD);
   t.end(HOLD);
+});
+
+Deno.test("leases: GATEWAY_LEASE_* settings are read from the env, and a bad value stops the boot", () => {
+  const names = [
+    "GATEWAY_LEASE_MAX_CALLS",
+    "GATEWAY_LEASE_IDLE_MS",
+    "GATEWAY_PLAN_TTL_MS",
+    "UPSTREAM_TIMEOUT_MS",
+  ];
+  const saved = Object.fromEntries(names.map((n) => [n, Deno.env.get(n)]));
+  try {
+    for (const n of names) Deno.env.delete(n);
+    assert.deepEqual(gatewayOptionsFromEnv().leases, {}, "unset: the defaults");
+    Deno.env.set("GATEWAY_LEASE_MAX_CALLS", "1");
+    Deno.env.set("GATEWAY_LEASE_IDLE_MS", "250");
+    Deno.env.set("GATEWAY_PLAN_TTL_MS", "0");
+    assert.deepEqual(gatewayOptionsFromEnv().leases, { maxCalls: 1, idleMs: 250, planTtlMs: 0 });
+    Deno.env.set("GATEWAY_LEASE_MAX_CALLS", "0");
+    assert.throws(() => gatewayOptionsFromEnv(), /GATEWAY_LEASE_MAX_CALLS must be a whole number >= 1/);
+    Deno.env.set("GATEWAY_LEASE_MAX_CALLS", "4");
+    Deno.env.set("UPSTREAM_TIMEOUT_MS", "ten minutes");
+    assert.throws(() => gatewayOptionsFromEnv(), /UPSTREAM_TIMEOUT_MS/);
+  } finally {
+    for (const [n, v] of Object.entries(saved)) v === undefined ? Deno.env.delete(n) : Deno.env.set(n, v);
+  }
+});
+
+Deno.test("leases: with GATEWAY_LEASE_MAX_CALLS=1 every call is admitted on its own", async () => {
+  const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: true });
+  const book = createLeaseBook(store, { ...SETTINGS, maxCalls: 1 });
+  for (let i = 0; i < 20; i++) (await book.admit(USER, CALL)).end(10);
+  assert.equal(state.requests.filter((r) => !r.ahead).length, 20);
+  assert.ok(state.requests.every((r) => r.calls === 1));
+  assert.equal(state.held, 0);
 });

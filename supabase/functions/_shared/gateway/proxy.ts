@@ -38,11 +38,28 @@ export type GatewayOptions = {
   leases?: Partial<Omit<LeaseSettings, "holdSeconds">>;
 };
 
+/** A whole number of at least `min` from the env, or undefined when unset; anything else stops the boot. */
+function intEnv(name: string, min: number): number | undefined {
+  const raw = optionalEnv(name);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be a whole number >= ${min}`);
+  return n;
+}
+
 export function gatewayOptionsFromEnv(): GatewayOptions {
+  const leases: Partial<Omit<LeaseSettings, "holdSeconds">> = {};
+  const maxCalls = intEnv("GATEWAY_LEASE_MAX_CALLS", 1);
+  const idleMs = intEnv("GATEWAY_LEASE_IDLE_MS", 0);
+  const planTtlMs = intEnv("GATEWAY_PLAN_TTL_MS", 0);
+  if (maxCalls !== undefined) leases.maxCalls = maxCalls;
+  if (idleMs !== undefined) leases.idleMs = idleMs;
+  if (planTtlMs !== undefined) leases.planTtlMs = planTtlMs;
   return {
     upstashLimits: redis() !== null,
-    headersTimeoutMs: Number(optionalEnv("UPSTREAM_HEADERS_TIMEOUT_MS") ?? 30_000),
-    totalTimeoutMs: Number(optionalEnv("UPSTREAM_TIMEOUT_MS") ?? 600_000),
+    headersTimeoutMs: intEnv("UPSTREAM_HEADERS_TIMEOUT_MS", 1) ?? 30_000,
+    totalTimeoutMs: intEnv("UPSTREAM_TIMEOUT_MS", 1) ?? 600_000,
+    leases,
   };
 }
 
