@@ -140,7 +140,7 @@ for (let i = 0; i < warmup + iterations; i++) {
 
   await timed(
     "settle (SQL)",
-    "private.gateway_settle_batch (after the answer, in the background; batched)",
+    "private.gateway_settle_batch, after the answer in the background (includes the 20 ms batching linger)",
     async () => {
       const how = await recordUsage({
         request_id: requestId,
