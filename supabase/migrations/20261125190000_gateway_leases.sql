@@ -10,6 +10,7 @@
 --   private.gateway_settle(...)    + p_lease_id, p_admitted_at: a call admitted under a lease takes what it used
 --                                  off the lease, priced at the time it was admitted
 --   private.gateway_settle_batch   + p_close_leases: settlements, then leases given back, in user order
+--   private.enqueue_usage(...)     a parked call's usage moves out of its lease into a hold of its own
 
 -- ---------------------------------------------------------------------------------------- rate windows
 create function private.rate_limit_take(
@@ -34,12 +35,16 @@ begin
   v_window_start := to_timestamp(floor(extract(epoch from clock_timestamp()) / p_window_seconds) * p_window_seconds);
   reset_at := v_window_start + make_interval(secs => p_window_seconds);
 
-  -- A key seen for the first time gets a row of the previous window (read as empty) to lock.
-  insert into private.rate_limit_buckets (key, window_start, hits, expires_at)
-  values (p_key, v_window_start - make_interval(secs => p_window_seconds), 1, v_window_start)
-  on conflict (key) do nothing;
-  select b.window_start, b.hits into v_bucket_start, v_hits from private.rate_limit_buckets b where b.key = p_key
-     for update;
+  -- A key seen for the first time gets a row of the previous window (read as empty) to lock; again if the
+  -- cleanup job deleted it in between.
+  loop
+    insert into private.rate_limit_buckets (key, window_start, hits, expires_at)
+    values (p_key, v_window_start - make_interval(secs => p_window_seconds), 1, v_window_start)
+    on conflict (key) do nothing;
+    select b.window_start, b.hits into v_bucket_start, v_hits from private.rate_limit_buckets b where b.key = p_key
+       for update;
+    exit when found;
+  end loop;
   if v_bucket_start <> v_window_start then
     v_hits := 0;
   end if;
@@ -366,11 +371,11 @@ begin
     return v_usage; -- already settled: a retried write is a no-op
   end if;
 
-  if p_lease_id is null then
-    -- A call admitted on its own (gateway_admit): its whole hold goes back; it is billed at the held price.
-    delete from private.token_holds h where h.request_id = p_request_id
-    returning h.amount, h.pricing_id into v_hold_amount, v_hold_pricing;
-  else
+  -- A hold of its own: a call admitted on its own (gateway_admit), or what a parked call used, moved out of its
+  -- lease when it was parked (enqueue_usage). All of it goes back.
+  delete from private.token_holds h where h.request_id = p_request_id
+  returning h.amount, h.pricing_id into v_hold_amount, v_hold_pricing;
+  if v_hold_amount is null and p_lease_id is not null then
     -- A call admitted under a lease: what it used comes off the lease (the rest stays leased for later calls).
     select h.amount into v_lease from private.token_holds h
      where h.request_id = p_lease_id and h.user_id = p_user_id for update;
@@ -384,10 +389,10 @@ begin
   end if;
   if v_hold_amount is not null then
     v_held := greatest(v_held - v_hold_amount, 0);
-    if v_hold_pricing is not null then
-      select * into v_price from public.model_pricing where id = v_hold_pricing; -- the price at admission
-    end if;
-  else
+  end if;
+  if v_hold_pricing is not null then
+    select * into v_price from public.model_pricing where id = v_hold_pricing; -- the price held at admission
+  elsif v_hold_amount is null or p_lease_id is not null then
     -- The price in force when the call was admitted (a hold that expired: now).
     -- (private._price_in_force's query, written out so its plan is cached with this function's)
     select * into v_price from public.model_pricing m
@@ -462,33 +467,6 @@ comment on function private._tokens_of(jsonb) is
   'A token count from a usage record as sent, for accounting a record that could not be settled: whole, '
   'non-negative, 0 when it is not a number.';
 
-create function private._trim_hold(p_request_id text, p_keep bigint) returns void
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_user uuid;
-  v_amount bigint;
-begin
-  select user_id into v_user from private.token_holds where request_id = p_request_id;
-  if v_user is null then
-    return;
-  end if;
-  perform 1 from public.token_balances where user_id = v_user for update;
-  select amount into v_amount from private.token_holds where request_id = p_request_id for update;
-  if v_amount > greatest(p_keep, 0) then
-    if p_keep > 0 then
-      update private.token_holds set amount = p_keep where request_id = p_request_id;
-    else
-      delete from private.token_holds where request_id = p_request_id;
-    end if;
-    update public.token_balances set held = greatest(held - (v_amount - greatest(p_keep, 0)), 0) where user_id = v_user;
-  end if;
-end;
-$$;
-comment on function private._trim_hold(text, bigint) is
-  'Gives back all of a hold but p_keep tokens (all of it when p_keep is 0), in the usual lock order.';
-
 create function private.gateway_settle_batch(p_records jsonb, p_close_leases jsonb default '[]')
 returns table (request_id text, error text)
 language plpgsql
@@ -498,7 +476,6 @@ declare
   v_items jsonb[];
   v_kinds integer[];
   v_all_done boolean := false;
-  v_parked jsonb := '{}'; -- lease id → tokens its parked records used
   v_record jsonb;
 begin
   -- Before gateway_settle is first compiled in this session: compiling it opens the tables its variables are
@@ -521,7 +498,7 @@ begin
       if v_kinds[i] = 0 then
         perform private._settle_record(v_items[i]);
       else
-        perform private._trim_hold(v_items[i] ->> 'lease_id', 0);
+        perform private.gateway_release(v_items[i] ->> 'lease_id');
       end if;
     end loop;
     v_all_done := true;
@@ -538,17 +515,12 @@ begin
         if v_kinds[i] = 0 then
           perform private._settle_record(v_record);
         else
-          perform private._trim_hold(request_id, coalesce((v_parked ->> request_id)::bigint, 0));
+          perform private.gateway_release(request_id);
         end if;
       exception when others then
         error := sqlstate || ': ' || sqlerrm;
         if v_kinds[i] = 0 then
-          perform private.enqueue_usage(v_record, error);
-          if v_record ->> 'lease_id' is not null then
-            v_parked := v_parked || jsonb_build_object(v_record ->> 'lease_id',
-              coalesce((v_parked ->> (v_record ->> 'lease_id'))::bigint, 0)
-              + private._tokens_of(v_record -> 'input_tokens') + private._tokens_of(v_record -> 'output_tokens'));
-          end if;
+          perform private.enqueue_usage(v_record, error); -- keeps what the call used held for it
         end if;
       end;
     end if;
@@ -558,10 +530,10 @@ end;
 $$;
 comment on function private.gateway_settle_batch(jsonb, jsonb) is
   'Settles many gateway calls in one transaction (all at once, or, when one fails, each in its own '
-  'subtransaction): a record whose settlement fails is parked in the usage outbox instead. Then gives back the leases in p_close_leases ([{lease_id, '
-  'user_id}]), all but what their parked records used, which stays held until the outbox settles them (a lease '
-  'that cannot be given back now expires with its hold). Returns each request or lease id with its error (null '
-  'when done).';
+  'subtransaction): a record whose settlement fails is parked in the usage outbox instead (what it used stays '
+  'held for it, see enqueue_usage). Then gives back the leases in p_close_leases ([{lease_id, user_id}]; one that '
+  'cannot be given back now expires with its hold). Returns each request or lease id with its error (null when '
+  'done).';
 
 create or replace function private.process_usage_outbox(p_limit integer default 100) returns integer
 language plpgsql
@@ -600,6 +572,46 @@ begin
   return v_done;
 end;
 $$;
+
+create or replace function private.enqueue_usage(p_payload jsonb, p_error text default null) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_lease private.token_holds;
+  v_keep bigint;
+begin
+  insert into private.usage_outbox (request_id, payload, last_error)
+  values (p_payload ->> 'request_id', p_payload, p_error)
+  on conflict (request_id) do nothing;
+  if not found or p_payload ->> 'lease_id' is null then
+    return;
+  end if;
+  -- A call admitted under a lease: what it used moves out of the lease into a hold of its own, so that giving
+  -- the lease back does not free it before the outbox settles the call (gateway_settle releases that hold).
+  select * into v_lease from private.token_holds h
+   where h.request_id = p_payload ->> 'lease_id' and h.user_id::text = p_payload ->> 'user_id' for update;
+  v_keep := least(v_lease.amount,
+                  private._tokens_of(p_payload -> 'input_tokens') + private._tokens_of(p_payload -> 'output_tokens'));
+  if v_lease.request_id is null or v_keep <= 0 then
+    return;
+  end if;
+  insert into private.token_holds (request_id, user_id, provider, model, amount, expires_at)
+  values (p_payload ->> 'request_id', v_lease.user_id, v_lease.provider, coalesce(p_payload ->> 'model', v_lease.model),
+          v_keep, greatest(v_lease.expires_at, now() + interval '1 day'))
+  on conflict (request_id) do nothing;
+  if found then
+    if v_keep = v_lease.amount then
+      delete from private.token_holds h where h.request_id = v_lease.request_id;
+    else
+      update private.token_holds h set amount = h.amount - v_keep where h.request_id = v_lease.request_id;
+    end if;
+  end if;
+end;
+$$;
+comment on function private.enqueue_usage(jsonb, text) is
+  'Parks a usage record whose settlement failed; aie_usage_outbox applies it. Idempotent per request_id. What a '
+  'call admitted under a lease used moves into a hold of its own (kept a day at least) until it is settled.';
 
 -- Without a SET clause, so the planner inlines it into the settlement's insert (it names everything in full).
 create or replace function private._cost_micro_usd(

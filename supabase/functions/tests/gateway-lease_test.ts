@@ -299,3 +299,28 @@ Deno.test("leases: with GATEWAY_LEASE_MAX_CALLS=1 every call is admitted on its 
   assert.ok(state.requests.every((r) => r.calls === 1));
   assert.equal(state.held, 0);
 });
+
+Deno.test("leases: at shutdown a lease goes back only once its running calls end, and never under a used id", async () => {
+  const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: false });
+  const book = createLeaseBook(store, SETTINGS);
+  for (let i = 0; i < 4; i++) (await book.admit(USER, CALL)).end(10); // a lease of several calls, kept
+  const running = await book.admit(USER, CALL);
+  const closedBefore = state.closed.length;
+  book.closeAll();
+  assert.equal(state.closed.length, closedBefore, "not while a call runs on it");
+  assert.ok(state.held > 0);
+  running.end(10);
+  assert.equal(state.closed.length, closedBefore + 1, "as soon as it ended, without waiting for idleMs");
+  assert.equal(state.held, 0);
+  // A call that still arrives gets a lease of its own, given back when it ends.
+  (await book.admit(USER, CALL)).end(10);
+  assert.equal(state.held, 0);
+  assert.equal(new Set(state.closed).size, state.closed.length, "no lease id is given back twice");
+  const ids = state.requests.map((r) => r.leaseId);
+  const opened = ids.filter((id, i) => ids.indexOf(id) === i);
+  assert.deepEqual(
+    opened.filter((id) => state.closed.indexOf(id) < 0),
+    [],
+    "every lease opened was given back",
+  );
+});

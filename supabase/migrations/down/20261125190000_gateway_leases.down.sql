@@ -1,7 +1,6 @@
 -- Reverts 20261125190000_gateway_leases.sql: the functions as 20261125180000_llm_gateway.sql made them.
 drop function private.gateway_settle_batch(jsonb, jsonb);
 drop function private._settle_record(jsonb);
-drop function private._trim_hold(text, bigint);
 drop function private._tokens_of(jsonb);
 drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text,
   boolean, text, timestamptz);
@@ -313,6 +312,17 @@ as $$
     ) / 1000000)::bigint
   end
 $$;
+
+create or replace function private.enqueue_usage(p_payload jsonb, p_error text default null) returns void
+language sql
+set search_path = ''
+as $$
+  insert into private.usage_outbox (request_id, payload, last_error)
+  values (p_payload ->> 'request_id', p_payload, p_error)
+  on conflict (request_id) do nothing;
+$$;
+comment on function private.enqueue_usage(jsonb, text) is
+  'Parks a usage record whose settlement failed; aie_usage_outbox applies it. Idempotent per request_id.';
 
 comment on table private.token_holds is
   'Tokens reserved for gateway calls in flight (the most each can cost). token_balances.held is their sum per '

@@ -17,7 +17,7 @@
 --   private.gateway_admit     (a one-call lease) still keeps the price in force on its hold
 begin;
 \ir ../_helpers.psql
-select plan(88);
+select plan(91);
 
 -- ======================================================================================= fixtures
 -- Two price periods of a model of our own: an old price until :t_change (an hour ago), a new one since.
@@ -411,8 +411,10 @@ select results_eq(
      where request_id like 'pgtap031:batch2:%' order by request_id collate "C"$$,
   $$values ('pgtap031:batch2:dora-2', '23514', true), ('pgtap031:batch2:nobody', 'PB404', true)$$,
   'The failing records are parked in the usage outbox with their errors');
-select is(tests.lease_amount('pgtap031:lease:dora'), 50::bigint,
-  'The closed lease keeps exactly what its parked record used (30 + 20)');
+select results_eq(
+  $$select tests.lease_amount('pgtap031:lease:dora'), tests.lease_amount('pgtap031:batch2:dora-2')$$,
+  $$values (null::bigint, 50::bigint)$$,
+  'What the parked record used (30 + 20) stays held under its own request id; the closed lease is gone');
 select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'dora'),
   $$values (50::bigint, 99900::bigint)$$,
   'Everything else of dora''s lease is given back (held 50); her settled call (100) is debited');
@@ -468,8 +470,31 @@ select * from private.gateway_settle_batch(
 select bag_eq('select request_id, split_part(error, '':'', 1) from tests.batch3',
   $$values ('pgtap031:batch3:cid-1', null::text), ('pgtap031:batch3:cid-2', '22P02'), ('pgtap031:lease:cid', null)$$,
   'A record with a fractional token count is parked; the rest of its batch settles');
-select is(tests.lease_amount('pgtap031:lease:cid'), 11::bigint,
-  'Its lease keeps what it used, its count taken whole (1 + 10)');
+select is(tests.lease_amount('pgtap031:batch3:cid-2'), 11::bigint,
+  'What it used stays held for it, its count taken whole (1 + 10)');
+
+-- A lease given back in a later batch than a parked record of it still leaves what that record used held.
+select tests.lease_user('eve', 'pgtap031_roomy', 100000) as eve \gset
+select is((select granted_tokens from tests.lease(:'eve', 'pgtap031:lease:eve', 100, 0, p_calls => 3)), 600::bigint,
+  'eve leases three calls of 200');
+create table tests.batch4 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(tests.rec('pgtap031:batch4:eve-1', :'eve', 40, 30, 'pgtap031:lease:eve', 'exploded')));
+create table tests.batch5 as
+select * from private.gateway_settle_batch('[]',
+  jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:eve', 'user_id', :'eve')));
+select results_eq(
+  format($$select tests.lease_amount('pgtap031:lease:eve'), tests.lease_amount('pgtap031:batch4:eve-1'),
+                  tests.held(%L)$$, :'eve'),
+  $$values (null::bigint, 70::bigint, 70::bigint)$$,
+  'The lease went back in the later batch, all but the parked record''s 70, held under its own id');
+update private.usage_outbox set payload = payload || '{"status": "ok"}' where request_id = 'pgtap031:batch4:eve-1';
+select private.process_usage_outbox();
+select results_eq(
+  format($$select (select debited_tokens from public.token_usage where request_id = 'pgtap031:batch4:eve-1'),
+                  tests.held(%1$L), tests.balance(%1$L)$$, :'eve'),
+  $$values (70::bigint, 0::bigint, 99930::bigint)$$,
+  'The outbox settles it in full from that hold, and nothing stays held');
 
 select * from finish();
 rollback;

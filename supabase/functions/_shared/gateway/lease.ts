@@ -143,14 +143,26 @@ type Headroom = {
   tokens: number;
   storeRequests: number | null;
   storeTokens: number | null;
+  /** When the store's counts were read (other instances take from the same windows meanwhile). */
+  storeSeenAt: number;
 };
+
+const EMPTY_HEADROOM: Headroom = {
+  windowEnd: 0,
+  requests: 0,
+  tokens: 0,
+  storeRequests: null,
+  storeTokens: null,
+  storeSeenAt: 0,
+};
+/** How long what the store had left is trusted to size a take beyond the need. */
+const STORE_COUNT_TTL_MS = 1_000;
 
 type UserState = {
   plan: PlanInfo | null;
   planAt: number;
   refreshing: boolean;
   lease: Lease;
-  seq: number;
   headroom: Headroom;
   lastRenewalAt: number;
   calls: number;
@@ -183,6 +195,8 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   const instance = crypto.randomUUID();
   const users = new Map<string, UserState>();
   const MAX_USERS = 10_000;
+  let leaseSeq = 0; // lease ids are never reused in an instance
+  let shuttingDown = false;
 
   function userState(userId: string): UserState {
     let u = users.get(userId);
@@ -192,9 +206,8 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
         plan: null,
         planAt: 0,
         refreshing: false,
-        lease: new Lease(instance, userId, 1),
-        seq: 1,
-        headroom: { windowEnd: 0, requests: 0, tokens: 0, storeRequests: null, storeTokens: null },
+        lease: new Lease(instance, userId, ++leaseSeq),
+        headroom: { ...EMPTY_HEADROOM },
         lastRenewalAt: 0,
         calls: 1,
       };
@@ -203,9 +216,10 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     return u;
   }
 
+  /** Forgets one user with nothing running and no lease to give back (the map is a cache, not a record). */
   function forgetIdleUser() {
     for (const [id, u] of users) {
-      if (u.lease.active === 0 && u.lease.budget === 0) {
+      if (u.lease.active === 0 && !u.lease.renewing && (!u.lease.granted || u.lease.closed)) {
         users.delete(id);
         return;
       }
@@ -219,9 +233,7 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
 
   /** The headroom of the current window (a past window's is gone). */
   function headroom(u: UserState, now: number): Headroom {
-    if (now >= u.headroom.windowEnd) {
-      u.headroom = { windowEnd: 0, requests: 0, tokens: 0, storeRequests: null, storeTokens: null };
-    }
+    if (now >= u.headroom.windowEnd) u.headroom = { ...EMPTY_HEADROOM };
     return u.headroom;
   }
 
@@ -248,10 +260,13 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   function applyLease(u: UserState, lease: Lease, reply: LeaseReply) {
     rememberPlan(u, reply);
     lease.budget += n(reply.granted_tokens);
-    if (n(reply.granted_tokens) > 0) lease.granted = true;
     if (!store.take && reply.limit_reset_at) {
-      const h = headroom(u, Date.now());
-      h.windowEnd = reply.limit_reset_at.getTime();
+      const reset = reply.limit_reset_at.getTime();
+      // Headroom belongs to its window: what is left of another (clocks differ) is not carried over.
+      if (u.headroom.windowEnd !== reset) u.headroom = { ...EMPTY_HEADROOM };
+      const h = u.headroom;
+      h.windowEnd = reset;
+      h.storeSeenAt = Date.now();
       h.requests += n(reply.granted_requests);
       h.tokens += n(reply.granted_rate_tokens);
       if (reply.requests_remaining !== null) h.storeRequests = reply.requests_remaining;
@@ -280,12 +295,14 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   /** Takes requests and tokens from Upstash for `calls` calls of `hold` tokens; throws the 429 if refused. */
   async function takeFromUpstash(u: UserState, userId: string, plan: PlanInfo, hold: number, calls: number) {
     const take = store.take!;
-    const h = headroom(u, Date.now());
+    let h = headroom(u, Date.now());
     const rateHold = Math.min(hold, plan.tpm);
-    // Never ask for more than half of what the window had left at the last look (Upstash counts a refused take
-    // in full, which would refuse this user's next calls too); a window not seen yet: this call only.
+    // Never ask for more than half of what the window had left at a recent look (Upstash counts a refused take
+    // in full, which would refuse this user's next calls too); a window not seen lately: this call only.
     const upTo = (need: number, want: number, left: number | null) =>
-      left === null ? need : Math.max(need, Math.min(want, Math.floor(left / 2)));
+      left === null || Date.now() - h.storeSeenAt > STORE_COUNT_TTL_MS
+        ? need
+        : Math.max(need, Math.min(want, Math.floor(left / 2)));
     if (h.requests < 1) {
       const cost = upTo(1, calls, h.storeRequests);
       const r = await take(`gw:rpm:${userId}`, plan.rpm, cost);
@@ -294,6 +311,8 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       now.windowEnd = r.resetAt;
       now.requests += cost;
       now.storeRequests = r.remaining;
+      now.storeSeenAt = Date.now();
+      h = now;
     }
     if (h.tokens < rateHold) {
       const need = rateHold - h.tokens;
@@ -304,6 +323,7 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       now.windowEnd = r.resetAt;
       now.tokens += cost;
       now.storeTokens = r.remaining;
+      now.storeSeenAt = Date.now();
     }
   }
 
@@ -324,6 +344,7 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
         await takeFromUpstash(u, userId, fresh, hold, calls);
         if (lease.budget - lease.reserved >= hold) return;
       }
+      lease.granted = true; // from now on the database may hold tokens under this id (even if the reply is lost)
       const reply = await store.lease(leaseRequest(u, lease, call, calls));
       applyLease(u, lease, reply);
       lease.calls = calls;
@@ -346,12 +367,10 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     if (!stale && !low) return;
     u.refreshing = true;
     lease.active++;
+    lease.granted = true;
     const topUp = low ? lease.calls : 0;
     store.lease({ ...leaseRequest(u, lease, { ...call }, topUp), model: null, ahead: true })
-      .then((reply) => {
-        if (!lease.closed) applyLease(u, lease, reply);
-        else rememberPlan(u, reply);
-      })
+      .then((reply) => applyLease(u, lease, reply))
       .catch(() => {/* the next call that needs it renews in the foreground */})
       .finally(() => {
         u.refreshing = false;
@@ -359,19 +378,22 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       });
   }
 
+  /** Gives a lease back if nothing runs on it; the user's next call opens a new one. */
+  function close(u: UserState, lease: Lease) {
+    if (lease.active > 0 || lease.renewing || lease.closed) return;
+    clearTimeout(lease.idleTimer);
+    lease.closed = true;
+    if (u.lease === lease) u.lease = new Lease(instance, lease.userId, ++leaseSeq);
+    if (lease.granted) store.close(lease.id, lease.userId);
+  }
+
   /** Called when a lease's activity drops: gives it back once nothing runs on it any more. */
   function release(u: UserState, lease: Lease) {
     lease.active--;
     if (lease.active > 0 || lease.renewing || lease.closed) return;
     clearTimeout(lease.idleTimer);
-    const close = () => {
-      if (lease.active > 0 || lease.renewing || lease.closed) return;
-      lease.closed = true;
-      if (u.lease === lease) u.lease = new Lease(instance, lease.userId, ++u.seq);
-      if (lease.granted) store.close(lease.id, lease.userId);
-    };
-    if (lease.calls <= 1) close();
-    else lease.idleTimer = setTimeout(close, settings.idleMs);
+    if (lease.calls <= 1 || shuttingDown) close(u, lease);
+    else lease.idleTimer = setTimeout(() => close(u, lease), settings.idleMs);
   }
 
   function limitHeaders(u: UserState, plan: PlanInfo): Record<string, string> {
@@ -436,28 +458,13 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       }
     },
 
-    /** Gives every lease back (the instance is shutting down). */
+    /**
+     * The instance is shutting down: leases with nothing running go back now, the others as soon as their
+     * last call ends.
+     */
     closeAll() {
-      for (const u of users.values()) {
-        const lease = u.lease;
-        clearTimeout(lease.idleTimer);
-        if (!lease.closed && lease.granted) {
-          lease.closed = true;
-          store.close(lease.id, lease.userId);
-        }
-      }
-    },
-
-    /** For tests and operators: the leases this instance holds. */
-    snapshot() {
-      return [...users.entries()].map(([userId, u]) => ({
-        userId,
-        leaseId: u.lease.id,
-        budget: u.lease.budget,
-        reserved: u.lease.reserved,
-        active: u.lease.active,
-        calls: u.lease.calls,
-      }));
+      shuttingDown = true;
+      for (const u of users.values()) close(u, u.lease);
     },
   };
 }

@@ -56,6 +56,9 @@ const pending: Pending[] = [];
 const closing: { lease_id: string; user_id: string }[] = [];
 let inFlight: Promise<void> | null = null;
 let lingering: ReturnType<typeof setTimeout> | undefined;
+/** After a batch call failed (database unreachable?), the next one waits longer. */
+const RETRY_LINGER_MS = 1_000;
+let lastBatchFailed = false;
 
 async function sendBatch() {
   const batch = pending.splice(0, BATCH_MAX);
@@ -67,9 +70,13 @@ async function sendBatch() {
         p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`;
     const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
     for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
+    lastBatchFailed = false;
   } catch (e) {
+    lastBatchFailed = true;
+    // Each record goes through the fallbacks on its own (recordUsage); the leases are given back later (if
+    // never, they expire with their holds).
     for (const p of batch) p.fail(e);
-    // A lease not given back now expires with its hold, and the hold sweep gives it back.
+    closing.push(...closes);
   }
 }
 
@@ -87,7 +94,9 @@ function sendNow(): Promise<void> {
 function scheduleFlush() {
   if (inFlight !== null || !(pending.length || closing.length)) return;
   if (pending.length >= BATCH_MAX) void sendNow();
-  else if (lingering === undefined) lingering = setTimeout(sendNow, SETTLE_LINGER_MS);
+  else if (lingering === undefined) {
+    lingering = setTimeout(sendNow, lastBatchFailed ? RETRY_LINGER_MS : SETTLE_LINGER_MS);
+  }
 }
 
 /** Sends everything queued, without waiting for the linger (shutdown); resolves when the queue is empty. */
