@@ -99,9 +99,15 @@ function scheduleFlush() {
   }
 }
 
-/** Sends everything queued, without waiting for the linger (shutdown); resolves when the queue is empty. */
+/**
+ * Sends everything queued without waiting for the linger (shutdown); resolves when the queue is empty, or when
+ * a batch call failed.
+ */
 export async function flushSettlements(): Promise<void> {
-  while (inFlight || pending.length || closing.length) await (inFlight ?? sendNow());
+  while (inFlight || pending.length || closing.length) {
+    await (inFlight ?? sendNow());
+    if (lastBatchFailed) return; // the database is not answering: what is left waits for the retry
+  }
 }
 
 /** Settles in the next batch: "settled", or "outbox" when its settlement failed and the batch parked it. */
