@@ -324,3 +324,25 @@ Deno.test("leases: at shutdown a lease goes back only once its running calls end
     "every lease opened was given back",
   );
 });
+
+Deno.test("leases: giving leases back at shutdown ends even when the database does not answer", async () => {
+  // A process of its own: the settlement queue and the database pool are per process.
+  const usage = new URL("../_shared/gateway/usage.ts", import.meta.url).href;
+  const script = `
+    const { closeLease, flushSettlements } = await import(${JSON.stringify(usage)});
+    closeLease("lease:test:${USER}:1", "${USER}");
+    const started = performance.now();
+    await flushSettlements();
+    console.log(JSON.stringify({ ms: performance.now() - started }));
+    Deno.exit(0);`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", script],
+    env: { SUPABASE_DB_URL: "postgres://postgres:postgres@127.0.0.1:9/postgres", PGCONNECT_TIMEOUT: "2" },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.ok(JSON.parse(stdout).ms < 15_000, stdout);
+});
