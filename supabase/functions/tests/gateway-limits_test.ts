@@ -12,7 +12,7 @@
 // SDK round trips, auth and exact metering per provider are in gateway_test.ts.
 import assert from "node:assert/strict";
 import { Redis } from "npm:@upstash/redis@1.39.0";
-import { createGatewayHandler } from "../_shared/gateway/proxy.ts";
+import { createGatewayHandler, type GatewayOptions } from "../_shared/gateway/proxy.ts";
 import { openai } from "../_shared/gateway/providers/openai.ts";
 import { FAKE_LLM_API_KEY, type FakeLlm, type FakeLlmScript, startFakeLlm } from "./_lib/fake-llm.ts";
 import { createTestUser, deleteTestUsers, type Sql, testSql, type TestUser } from "./_lib/db.ts";
@@ -285,6 +285,42 @@ Deno.test("Upstash limits: tokens per minute count holds — concurrent calls be
   }, { chunks: 5, chunkDelayMs: 500 });
 });
 
+/**
+ * Runs `fn` with `count` openai-proxy handlers served in this process (each its own instance, with its own
+ * lease book), pointed at the stack's database and the fake provider, counting limits in Upstash or not; the
+ * env is restored afterwards. Their base URLs are passed to `fn`.
+ */
+async function withGatewaysInProcess(
+  count: number,
+  options: Pick<GatewayOptions, "upstashLimits" | "leases">,
+  fn: (bases: string[]) => Promise<void>,
+) {
+  const env: Record<string, string | undefined> = {
+    SUPABASE_DB_URL: stack.dbUrl,
+    JWT_SECRET: stack.jwtSecret,
+    OPENAI_API_KEY: FAKE_LLM_API_KEY,
+    OPENAI_BASE_URL: `http://127.0.0.1:${FAKE_PORT}/v1`,
+    UPSTASH_REDIS_REST_URL: options.upstashLimits ? stack.upstashUrl : undefined,
+    UPSTASH_REDIS_REST_TOKEN: options.upstashLimits ? stack.upstashToken : undefined,
+  };
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+  const setEnv = (values: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(values)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  };
+  setEnv(env);
+  const servers = Array.from({ length: count }, () =>
+    Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      createGatewayHandler(openai, { headersTimeoutMs: 2000, totalTimeoutMs: 10000, ...options }),
+    ));
+  try {
+    await fn(servers.map((s) => `http://127.0.0.1:${s.addr.port}/openai-proxy`));
+  } finally {
+    await Promise.all(servers.map((s) => s.shutdown()));
+    setEnv(saved);
+  }
+}
+
 Deno.test({
   name:
     "Postgres limits: served without Upstash, the 4th call is a 429 counted in private.rate_limit_buckets",
@@ -292,25 +328,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env: Record<string, string | undefined> = {
-      SUPABASE_DB_URL: stack.dbUrl,
-      JWT_SECRET: stack.jwtSecret,
-      OPENAI_API_KEY: FAKE_LLM_API_KEY,
-      OPENAI_BASE_URL: `http://127.0.0.1:${FAKE_PORT}/v1`,
-      UPSTASH_REDIS_REST_URL: undefined,
-      UPSTASH_REDIS_REST_TOKEN: undefined,
-    };
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-    const setEnv = (values: Record<string, string | undefined>) => {
-      for (const [k, v] of Object.entries(values)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    };
-    setEnv(env);
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      createGatewayHandler(openai, { upstashLimits: false, headersTimeoutMs: 2000, totalTimeoutMs: 10000 }),
-    );
-    const base = `http://127.0.0.1:${server.addr.port}/openai-proxy`;
-    try {
+    await withGatewaysInProcess(1, { upstashLimits: false }, async ([base]) => {
       await scenario(async ({ sql, llm, plan, user }) => {
         const tiny = await plan({ rpm: 3 });
         const u = await user({ plan: tiny.id, balance: 100_000 });
@@ -338,10 +356,7 @@ Deno.test({
         assert.equal(after.held, 0);
         assert.equal((await usageRows(sql, u.id)).length, 3);
       });
-    } finally {
-      await server.shutdown();
-      setEnv(saved);
-    }
+    });
   },
 });
 
@@ -414,33 +429,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env: Record<string, string | undefined> = {
-      SUPABASE_DB_URL: stack.dbUrl,
-      JWT_SECRET: stack.jwtSecret,
-      OPENAI_API_KEY: FAKE_LLM_API_KEY,
-      OPENAI_BASE_URL: `http://127.0.0.1:${FAKE_PORT}/v1`,
-      UPSTASH_REDIS_REST_URL: stack.upstashUrl,
-      UPSTASH_REDIS_REST_TOKEN: stack.upstashToken,
-    };
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-    const setEnv = (values: Record<string, string | undefined>) => {
-      for (const [k, v] of Object.entries(values)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    };
-    setEnv(env);
     // Two instances of openai-proxy, each with its own lease book (as two edge function instances would be).
-    const servers = [0, 1].map(() =>
-      Deno.serve(
-        { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-        createGatewayHandler(openai, {
-          upstashLimits: true,
-          headersTimeoutMs: 2000,
-          totalTimeoutMs: 10000,
-          leases: { idleMs: 200 },
-        }),
-      )
-    );
-    const bases = servers.map((s) => `http://127.0.0.1:${s.addr.port}/openai-proxy`);
-    try {
+    await withGatewaysInProcess(2, { upstashLimits: true, leases: { idleMs: 200 } }, async (bases) => {
       await scenario(async ({ sql, llm, plan, user }) => {
         const roomy = await plan({ rpm: 100_000, tpm: 1_000_000_000, maxOutput: 100 });
         const body = chatBody({ max_tokens: 100 });
@@ -474,10 +464,7 @@ Deno.test({
         assert.equal(Number(sum), after.balance, "the ledger adds up to the balance");
         assert.equal((await sql`select 1 from private.token_holds where user_id = ${u.id}`).length, 0);
       });
-    } finally {
-      await Promise.all(servers.map((s) => s.shutdown()));
-      setEnv(saved);
-    }
+    });
   },
 });
 
