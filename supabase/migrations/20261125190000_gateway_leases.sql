@@ -467,6 +467,145 @@ comment on function private._tokens_of(jsonb) is
   'A token count from a usage record as sent, for accounting a record that could not be settled: whole, '
   'non-negative, 0 when it is not a number.';
 
+create function private._usage_records(p_records jsonb)
+returns table (
+  request_id text, user_id uuid, provider text, model text, input_tokens bigint, cached_input_tokens bigint,
+  output_tokens bigint, used bigint, status text, http_status integer, latency_ms integer, upstream_request_id text,
+  tokens_estimated boolean, lease_id text, admitted_at timestamptz
+)
+language sql stable
+as $$
+  select r.request_id, r.user_id, r.provider, r.model,
+         greatest(coalesce(r.input_tokens, 0), 0),
+         least(greatest(coalesce(r.cached_input_tokens, 0), 0), greatest(coalesce(r.input_tokens, 0), 0)),
+         greatest(coalesce(r.output_tokens, 0), 0),
+         greatest(coalesce(r.input_tokens, 0), 0) + greatest(coalesce(r.output_tokens, 0), 0),
+         r.status, r.http_status, r.latency_ms, r.upstream_request_id, coalesce(r.tokens_estimated, false),
+         r.lease_id, r.admitted_at
+    from jsonb_to_recordset(p_records) as r(
+      request_id text, user_id uuid, provider text, model text, input_tokens bigint, cached_input_tokens bigint,
+      output_tokens bigint, status text, http_status integer, latency_ms integer, upstream_request_id text,
+      tokens_estimated boolean, lease_id text, admitted_at timestamptz)
+$$;
+comment on function private._usage_records(jsonb) is
+  'The gateway''s usage records (JSON) as rows, with token counts as gateway_settle reads them. Inlined into '
+  'the queries of _settle_set (no SET clause; every name in full).';
+
+create function private._settle_set(p_records jsonb) returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ok boolean;
+begin
+  -- Only the usual batch: calls admitted under leases, each settled for the first time, of users who can pay
+  -- for all of them (no debit would be cut short). Anything else goes record by record (gateway_settle).
+  select count(*) = count(distinct r.request_id)
+         and bool_and(r.lease_id is not null and r.request_id is not null and r.user_id is not null)
+    into v_ok
+    from private._usage_records(p_records) r;
+  if not coalesce(v_ok, false) then
+    return false;
+  end if;
+  if exists (select 1 from private._usage_records(p_records) r
+              where exists (select 1 from public.token_usage t where t.request_id = r.request_id)
+                 or exists (select 1 from private.token_holds h where h.request_id = r.request_id)
+                 or not exists (select 1 from public.token_balances b where b.user_id = r.user_id)) then
+    return false;
+  end if;
+
+  -- Lock order as in gateway_settle: users (key share), their balance rows, then the leases; each in id order.
+  perform 1 from public.users u where u.id in (select r.user_id from private._usage_records(p_records) r)
+   order by u.id for key share;
+  perform 1 from public.token_balances b where b.user_id in (select r.user_id from private._usage_records(p_records) r)
+   order by b.user_id for update;
+  perform 1 from private.token_holds h where h.request_id in (select r.lease_id from private._usage_records(p_records) r)
+   order by h.request_id for update;
+
+  -- Balance minus held only falls as calls settle (each gives back at most what it used), so if it is still
+  -- enough after all of a user's calls, no debit is cut short and the order does not matter.
+  with per_lease as (
+    select r.user_id, r.lease_id, sum(r.used) as used, coalesce(max(h.amount), 0) as amount
+      from private._usage_records(p_records) r
+      left join private.token_holds h on h.request_id = r.lease_id and h.user_id = r.user_id
+     group by r.user_id, r.lease_id
+  ), per_user as (
+    select pl.user_id, sum(pl.used) as used, sum(least(pl.used, pl.amount)) as from_lease
+      from per_lease pl group by pl.user_id
+  )
+  select bool_and(b.balance - b.held >= pu.used - pu.from_lease) into v_ok
+    from per_user pu join public.token_balances b on b.user_id = pu.user_id;
+  if not v_ok then
+    return false;
+  end if;
+
+  -- The ledger first (balance_after from the balance before this batch, in gateway_settle's order).
+  insert into public.token_transactions (user_id, delta, balance_after, reason, reference, metadata)
+  select r.user_id, -r.used,
+         b.balance - sum(r.used) over (partition by r.user_id order by r.request_id rows unbounded preceding),
+         'usage', 'usage:' || r.request_id, jsonb_build_object('provider', r.provider, 'model', r.model, 'shortfall', 0)
+    from private._usage_records(p_records) r join public.token_balances b on b.user_id = r.user_id
+   where r.used > 0
+   order by r.user_id, r.request_id;
+
+  -- What the calls used comes off their leases (a lease used up is deleted) and off the balance.
+  with per_lease as (
+    select r.user_id, r.lease_id, sum(r.used) as used from private._usage_records(p_records) r group by 1, 2
+  ), used_up as (
+    delete from private.token_holds h using per_lease pl
+     where h.request_id = pl.lease_id and h.user_id = pl.user_id and pl.used >= h.amount
+    returning h.user_id, h.amount as taken
+  ), cut as (
+    update private.token_holds h set amount = h.amount - pl.used from per_lease pl
+     where h.request_id = pl.lease_id and h.user_id = pl.user_id and pl.used < h.amount
+    returning h.user_id, pl.used as taken
+  ), taken as (
+    select t.user_id, sum(t.taken) as taken from (select * from used_up union all select * from cut) t group by 1
+  ), per_user as (
+    select r.user_id, sum(r.used) as used from private._usage_records(p_records) r group by 1
+  )
+  update public.token_balances b
+     set balance = b.balance - pu.used,
+         held = greatest(b.held - coalesce(t.taken, 0), 0),
+         updated_at = case when pu.used > 0 then now() else b.updated_at end
+    from per_user pu left join taken t on t.user_id = pu.user_id
+   where b.user_id = pu.user_id;
+
+  -- The usage rows, each at the price in force when its call was admitted; unpriced models alert operators.
+  with inserted as (
+    insert into public.token_usage (
+      request_id, user_id, provider, model, input_tokens, cached_input_tokens, output_tokens, cost_micro_usd,
+      pricing_id, price_missing, tokens_estimated, debited_tokens, status, http_status, latency_ms,
+      upstream_request_id)
+    select r.request_id, r.user_id, r.provider, r.model, r.input_tokens, r.cached_input_tokens, r.output_tokens,
+           private._cost_micro_usd(p.price, r.input_tokens, r.cached_input_tokens, r.output_tokens),
+           (p.price).id, (p.price).id is null, r.tokens_estimated, r.used, r.status, r.http_status, r.latency_ms,
+           r.upstream_request_id
+      from private._usage_records(p_records) r
+      left join lateral (
+        select m as price from public.model_pricing m
+         where m.provider = r.provider and m.model = r.model
+           and m.effective_from <= coalesce(r.admitted_at, now())
+           and (m.effective_to is null or m.effective_to > coalesce(r.admitted_at, now()))
+         order by m.effective_from desc
+         limit 1
+      ) p on true
+     order by r.user_id, r.request_id
+    returning provider, model, pricing_id
+  )
+  insert into private.admin_alerts (kind, user_id, details, dedupe_key)
+  select distinct 'unpriced_model', null::uuid, jsonb_build_object('provider', i.provider, 'model', i.model),
+         'unpriced_model:' || i.provider || ':' || i.model || ':' || to_char(now(), 'YYYY-MM-DD')
+    from inserted i where i.pricing_id is null
+  on conflict (dedupe_key) do nothing;
+  return true;
+end;
+$$;
+comment on function private._settle_set(jsonb) is
+  'gateway_settle for a whole batch in a few statements, for the usual batch only (calls admitted under leases, '
+  'settled for the first time, of users who can pay for all of them): returns false, changing nothing, for any '
+  'other. Same rows and amounts as settling the records one by one in (user, request) order.';
+
 create function private.gateway_settle_batch(p_records jsonb, p_close_leases jsonb default '[]')
 returns table (request_id text, error text)
 language plpgsql
@@ -476,6 +615,7 @@ declare
   v_items jsonb[];
   v_kinds integer[];
   v_all_done boolean := false;
+  v_set boolean;
   v_record jsonb;
 begin
   -- Before gateway_settle is first compiled in this session: compiling it opens the tables its variables are
@@ -492,13 +632,14 @@ begin
           union all
           select value, 1 from jsonb_array_elements(coalesce(p_close_leases, '[]'))) items;
 
-  -- The usual case at once: everything in one subtransaction.
+  -- The usual case at once, in one subtransaction: set-based when it can (_settle_set), else call by call.
   begin
+    v_set := private._settle_set(p_records);
     for i in 1 .. cardinality(v_items) loop
-      if v_kinds[i] = 0 then
-        perform private._settle_record(v_items[i]);
-      else
+      if v_kinds[i] = 1 then
         perform private.gateway_release(v_items[i] ->> 'lease_id');
+      elsif not v_set then
+        perform private._settle_record(v_items[i]);
       end if;
     end loop;
     v_all_done := true;

@@ -1,6 +1,8 @@
 -- Reverts 20261125190000_gateway_leases.sql: the functions as 20261125180000_llm_gateway.sql made them.
 drop function private.gateway_settle_batch(jsonb, jsonb);
 drop function private._settle_record(jsonb);
+drop function private._settle_set(jsonb);
+drop function private._usage_records(jsonb);
 drop function private._tokens_of(jsonb);
 drop function private.gateway_settle(text, uuid, text, text, bigint, bigint, bigint, text, integer, integer, text,
   boolean, text, timestamptz);

@@ -17,7 +17,7 @@
 --   private.gateway_admit     (a one-call lease) still keeps the price in force on its hold
 begin;
 \ir ../_helpers.psql
-select plan(91);
+select plan(95);
 
 -- ======================================================================================= fixtures
 -- Two price periods of a model of our own: an old price until :t_change (an hour ago), a new one since.
@@ -495,6 +495,39 @@ select results_eq(
                   tests.held(%1$L), tests.balance(%1$L)$$, :'eve'),
   $$values (70::bigint, 0::bigint, 99930::bigint)$$,
   'The outbox settles it in full from that hold, and nothing stays held');
+
+-- ============================================================================ batches settled as a set
+-- A batch whose user cannot pay for all of it is settled call by call: the last debit is cut short.
+select tests.lease_user('fay', 'pgtap031_roomy', 150) as fay \gset
+create table tests.batch6 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(tests.rec('pgtap031:batch6:fay-1', :'fay', 60, 40, 'pgtap031:lease:fay-none'),
+                    tests.rec('pgtap031:batch6:fay-2', :'fay', 60, 40, 'pgtap031:lease:fay-none')));
+select results_eq(
+  $$select request_id, debited_tokens from public.token_usage where request_id like 'pgtap031:batch6:%'
+     order by request_id collate "C"$$,
+  $$values ('pgtap031:batch6:fay-1', 100::bigint), ('pgtap031:batch6:fay-2', 50::bigint)$$,
+  'A user short of the whole batch is debited call by call, the last one cut short at zero');
+select is(tests.balance(:'fay'), 0::bigint, 'and never below zero');
+
+-- The usual batch: several users' calls under their leases, priced when admitted, an unpriced model alerted.
+select tests.lease_user('gil', 'pgtap031_roomy', 100000) as gil \gset
+select is((select granted_tokens from tests.lease(:'gil', 'pgtap031:lease:gil', 100, 0, p_calls => 3)), 600::bigint,
+  'gil leases three calls');
+create table tests.batch7 as
+select * from private.gateway_settle_batch(
+  jsonb_build_array(
+    tests.rec('pgtap031:batch7:gil-1', :'gil', 100, 50, 'pgtap031:lease:gil') || jsonb_build_object('admitted_at', :'t_change'::timestamptz - interval '1 minute'),
+    tests.rec('pgtap031:batch7:gil-2', :'gil', 100, 50, 'pgtap031:lease:gil'),
+    tests.rec('pgtap031:batch7:gil-3', :'gil', 10, 5, 'pgtap031:lease:gil') || '{"model": "pgtap031-unpriced-set"}'));
+select results_eq(
+  format($$select array_agg(t.pricing_id order by t.request_id collate "C"), tests.lease_amount('pgtap031:lease:gil'),
+                  tests.held(%1$L), tests.balance(%1$L),
+                  (select count(*)::int from private.admin_alerts where details ->> 'model' = 'pgtap031-unpriced-set')
+             from public.token_usage t where t.request_id like 'pgtap031:batch7:%%'$$, :'gil'),
+  format($$values (array[%s, %s, null]::bigint[], 285::bigint, 285::bigint, 99685::bigint, 1)$$,
+         :'price_old', :'price_new'),
+  'Each call priced as when admitted (old, new, none), its use off the lease and the balance, one operator alert');
 
 select * from finish();
 rollback;
