@@ -15,13 +15,9 @@ import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import { limit } from "../../supabase/functions/_shared/ratelimit.ts";
 import { redis } from "../../supabase/functions/_shared/redis.ts";
 import { openai } from "../../supabase/functions/_shared/gateway/providers/openai.ts";
-import { estimateInputTokens } from "../../supabase/functions/_shared/gateway/proxy.ts";
-import { closeLease, flushSettlements, recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
-import {
-  createLeaseBook,
-  DEFAULT_LEASE_SETTINGS,
-  type LeaseReply,
-} from "../../supabase/functions/_shared/gateway/lease.ts";
+import { estimateInputTokens, leaseStore } from "../../supabase/functions/_shared/gateway/proxy.ts";
+import { flushSettlements, recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
+import { createLeaseBook, DEFAULT_LEASE_SETTINGS } from "../../supabase/functions/_shared/gateway/lease.ts";
 
 const env = (name: string) => {
   const v = Deno.env.get(name);
@@ -53,21 +49,10 @@ async function timed<T>(name: string, what: string, fn: () => Promise<T> | T, re
 }
 
 // The gateway's own lease book, with the same store the proxy uses (private.gateway_lease + Upstash).
-const leases = createLeaseBook({
-  lease: async (r) =>
-    (await sql<LeaseReply[]>`
-      select outcome, message, plan, allowed_models, plan_max_output, requests_per_minute, tokens_per_minute,
-             granted_tokens, granted_requests, granted_rate_tokens, requests_remaining, rate_tokens_remaining,
-             limit_value, limit_reset_at
-        from private.gateway_lease(
-          p_user_id => ${r.userId}, p_provider => 'openai', p_lease_id => ${r.leaseId}, p_model => ${r.model},
-          p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},
-          p_choices => ${r.choices}, p_calls => ${r.calls}, p_have_tokens => ${r.haveTokens},
-          p_have_requests => ${r.haveRequests}, p_have_rate_tokens => ${r.haveRateTokens},
-          p_ahead => ${r.ahead}, p_check_limits => ${r.checkLimits}, p_hold_seconds => 720)`)[0],
-  take: (key, max, cost) => limit(key, { limit: max, windowSeconds: 60, cost: Math.min(cost, max) }),
-  close: closeLease,
-}, { ...DEFAULT_LEASE_SETTINGS, holdSeconds: 720 });
+const leases = createLeaseBook(leaseStore(openai, { upstashLimits: true }, 720), {
+  ...DEFAULT_LEASE_SETTINGS,
+  holdSeconds: 720,
+});
 
 for (let i = 0; i < warmup + iterations; i++) {
   const rec = i >= warmup;

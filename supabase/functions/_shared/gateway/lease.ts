@@ -303,27 +303,29 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       left === null || Date.now() - h.storeSeenAt > STORE_COUNT_TTL_MS
         ? need
         : Math.max(need, Math.min(want, Math.floor(left / 2)));
-    if (h.requests < 1) {
-      const cost = upTo(1, calls, h.storeRequests);
-      const r = await take(`gw:rpm:${userId}`, plan.rpm, cost);
+    /** Takes `cost` from one window; the headroom (of the window Upstash answered for) grows by it. */
+    const takeWindow = async (window: "rpm" | "tpm", cost: number) => {
+      const r = await take(`gw:${window}:${userId}`, window === "rpm" ? plan.rpm : plan.tpm, cost);
       if (!r.allowed) throw rateLimited(r);
       const now = headroom(u, Date.now());
       now.windowEnd = r.resetAt;
-      now.requests += cost;
-      now.storeRequests = r.remaining;
+      if (window === "rpm") {
+        now.requests += cost;
+        now.storeRequests = r.remaining;
+      } else {
+        now.tokens += cost;
+        now.storeTokens = r.remaining;
+      }
       now.storeSeenAt = Date.now();
-      h = now;
-    }
+      return now;
+    };
+    if (h.requests < 1) h = await takeWindow("rpm", upTo(1, calls, h.storeRequests));
     if (h.tokens < rateHold) {
       const need = rateHold - h.tokens;
-      const cost = upTo(need, Math.min(rateHold * Math.max(h.requests, 1), plan.tpm), h.storeTokens);
-      const r = await take(`gw:tpm:${userId}`, plan.tpm, cost);
-      if (!r.allowed) throw rateLimited(r);
-      const now = headroom(u, Date.now());
-      now.windowEnd = r.resetAt;
-      now.tokens += cost;
-      now.storeTokens = r.remaining;
-      now.storeSeenAt = Date.now();
+      await takeWindow(
+        "tpm",
+        upTo(need, Math.min(rateHold * Math.max(h.requests, 1), plan.tpm), h.storeTokens),
+      );
     }
   }
 

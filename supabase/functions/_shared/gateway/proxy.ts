@@ -67,7 +67,11 @@ export function gatewayOptionsFromEnv(): GatewayOptions {
 export const estimateInputTokens = (bodyBytes: number) => Math.ceil(bodyBytes / 3);
 
 /** Leases kept in the database (private.gateway_lease); the limits in Upstash when it is configured. */
-function leaseStore(adapter: ProviderAdapter, options: GatewayOptions, holdSeconds: number): LeaseStore {
+export function leaseStore(
+  adapter: ProviderAdapter,
+  options: Pick<GatewayOptions, "upstashLimits">,
+  holdSeconds: number,
+): LeaseStore {
   return {
     async lease(r) {
       const [row] = await db()<LeaseReply[]>`
