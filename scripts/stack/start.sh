@@ -55,25 +55,48 @@ if [ ! -s "$PG_DATA/PG_VERSION" ]; then
   as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
     -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1 || { rm -f "$pwfile"; die "initdb failed (see $LOG_DIR/initdb.log)"; }
   rm -f "$pwfile"
-  cat >>"$PG_DATA/postgresql.conf" <<CONF
-
-# --- local Supabase-compatible stack ---
+  printf "\n# The local stack's own settings (rewritten by npm start):\ninclude_dir = 'stack.conf.d'\n" >>"$PG_DATA/postgresql.conf"
+  fresh_cluster=1
+fi
+mkdir -p "$PG_RUN" && is_root && chown postgres:postgres "$PG_RUN"
+# The settings a hosted project runs with, kept in one file that every start rewrites (clusters made by an
+# earlier version of this script get the include line too). Durable commits as on the platform: fsync,
+# synchronous_commit and full_page_writes on. pg_cron runs its jobs in background workers, as it needs no
+# connection (and no password) that way.
+grep -q "^include_dir = 'stack.conf.d'" "$PG_DATA/postgresql.conf" ||
+  printf "\n# The local stack's own settings (rewritten by npm start):\ninclude_dir = 'stack.conf.d'\n" >>"$PG_DATA/postgresql.conf"
+# Settings appended by earlier versions of this script (non-durable commits among them) give way to the file.
+sed -i '/^# --- local Supabase-compatible stack ---$/,$ { /^include_dir/!d }' "$PG_DATA/postgresql.conf"
+mkdir -p "$PG_DATA/stack.conf.d"
+stack_conf="$(cat <<CONF
 listen_addresses = '127.0.0.1'
 port = $DB_PORT
 unix_socket_directories = '$PG_RUN'
 shared_preload_libraries = 'pg_cron,pg_stat_statements,plpgsql_check'
 cron.database_name = 'postgres'
 cron.timezone = 'UTC'
+cron.use_background_workers = on
+cron.max_running_jobs = 8
+max_worker_processes = 32
 max_connections = 200
 timezone = 'UTC'
 log_timezone = 'UTC'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = on
+synchronous_commit = on
+full_page_writes = on
 CONF
-  fresh_cluster=1
+)"
+restart_pg=0
+if [ "$(cat "$PG_DATA/stack.conf.d/00_stack.conf" 2>/dev/null)" != "$stack_conf" ]; then
+  printf '%s\n' "$stack_conf" >"$PG_DATA/stack.conf.d/00_stack.conf"
+  restart_pg=1
 fi
-mkdir -p "$PG_RUN" && is_root && chown postgres:postgres "$PG_RUN"
+is_root && chown -R postgres:postgres "$PG_DATA/stack.conf.d"
+if pg_running && [ "$restart_pg" = 1 ]; then
+  log "restarting PostgreSQL with the stack's settings"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 restart >/dev/null ||
+    die "PostgreSQL did not restart (see $LOG_DIR/postgres.log)"
+fi
 if ! pg_running; then
   log "starting PostgreSQL on 127.0.0.1:$DB_PORT"
   touch "$LOG_DIR/postgres.log" && is_root && chown postgres:postgres "$LOG_DIR/postgres.log"
