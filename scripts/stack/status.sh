@@ -36,3 +36,13 @@ service_role key: $(key service_role_key)
 Stop with npm stop; show this again with npm run status (-- -o env for scripts);
 drop and re-apply the database with npm run db:reset.
 OUT
+# The scheduled jobs, each with its last run (pg_cron's own record of it).
+if pg_running; then
+  printf '\nScheduled jobs (pg_cron):\n'
+  PGCONNECT_TIMEOUT=5 psql "$DB_URL" -X -q -P footer=off -c "
+    select j.jobname as job, j.schedule, coalesce(to_char(d.start_time, 'YYYY-MM-DD HH24:MI:SS'), 'never') as last_run,
+           coalesce(d.status, '-') as outcome, coalesce(left(nullif(d.return_message, ''), 60), '') as message
+      from cron.job j
+      left join lateral (select * from cron.job_run_details r where r.jobid = j.jobid order by r.runid desc limit 1) d on true
+     order by j.jobname" 2>/dev/null || echo "  (the database is not reachable)"
+fi

@@ -4,7 +4,8 @@
 #   1. migration guards + the up/down/up round trip (first: it rebuilds the schema)
 #   2. pgTAP (supabase/tests/**/*.test.sql) with pg_prove
 #   3. Deno tests of the functions, the shared code and the local stack, over HTTP
-#   4. deno check, deno lint, deno fmt --check
+#   4. pg_cron's real runs of every job (started after 1, waited for here)
+#   5. deno check, deno lint, deno fmt --check
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -40,8 +41,12 @@ count_deno() {
 section() { printf '\n== %s\n' "$*"; }
 
 section "migration guards and stack commands"
-"$DENO" test --allow-all --quiet scripts/test/ 2>&1 | tee "$results/migrations.txt"
+"$DENO" test --allow-all --quiet --ignore=scripts/test/cron_runs_test.ts scripts/test/ 2>&1 | tee "$results/migrations.txt"
 count_deno "$results/migrations.txt" "${PIPESTATUS[0]}"
+
+# pg_cron schedules by the minute: its test waits for real runs while the other suites go on.
+"$DENO" test --allow-all --quiet scripts/test/cron_runs_test.ts >"$results/cron.txt" 2>&1 &
+cron_pid=$!
 
 section "pgTAP"
 mapfile -t pgtap_files < <(find supabase/tests -name '*.test.sql' | sort)
@@ -58,6 +63,12 @@ if [ "$pgtap_code" != 0 ] && [ "$pg_not_ok" = 0 ]; then failed=$((failed + 1)); 
 section "Deno tests (functions and stack, over HTTP)"
 "$DENO" test --allow-all supabase/functions/tests/ 2>&1 | tee "$results/deno.txt"
 count_deno "$results/deno.txt" "${PIPESTATUS[0]}"
+
+section "pg_cron runs the scheduled jobs (started after the migration guards)"
+wait "$cron_pid"
+cron_code=$?
+cat "$results/cron.txt"
+count_deno "$results/cron.txt" "$cron_code"
 
 section "deno check, lint, fmt"
 check_step() { # name command...

@@ -68,3 +68,20 @@ Deno.test("npm run db:reset works twice in a row and leaves migrations, seed and
   }
   assert.equal(launcher, "1");
 });
+
+Deno.test("npm run status lists every pg_cron job with its schedule and last run", async () => {
+  const out = await run("npm", ["run", "-s", "status"]);
+  const jobs = (await sql("select jobname || '|' || schedule from cron.job order by 1")).split("\n");
+  assert.ok(jobs.length >= 6);
+  for (const job of jobs) {
+    const [name, schedule] = job.split("|");
+    assert.match(out, new RegExp(`${name}\\s*\\|\\s*${schedule.replace(/[*/]/g, "\\$&")}\\s*\\|`), out);
+  }
+});
+
+Deno.test("the stack's database commits durably, as a hosted one does", async () => {
+  for (const setting of ["fsync", "synchronous_commit", "full_page_writes"]) {
+    assert.equal(await sql(`show ${setting}`), "on", setting);
+  }
+  assert.equal(await sql("show cron.use_background_workers"), "on");
+});

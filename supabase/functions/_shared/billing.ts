@@ -49,9 +49,6 @@ export async function billingCaller(
 /** How long an identical checkout request without an Idempotency-Key returns the same session. */
 export const CHECKOUT_DEDUPE_WINDOW_MS = 10 * 60 * 1000;
 
-/** Plan statuses with a Stripe subscription still alive: a second one would bill twice (use the portal). */
-export const LIVE_PLAN_STATUSES: readonly string[] = ["active", "trialing", "past_due", "unpaid", "paused"];
-
 const CLIENT_IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
 
 // ------------------------------------------------------------------------------------------ config
@@ -210,14 +207,20 @@ export function checkoutReturnUrls(): { success_url: string; cancel_url: string 
 
 // ----------------------------------------------------------------------------------------- catalog
 
-/** 409 when the user already has a paid plan with a live subscription: changes go through the portal. */
+/**
+ * 409 when the user already has a Stripe subscription past its first payment and not ended (live, or unpaid
+ * or paused: it could still bill): a second one would bill twice, so changes go through the portal. Where a
+ * status lies in a subscription's life is SQL's rule (private._subscription_stage).
+ */
 export async function assertNoLivePlan(user: BillingUser): Promise<void> {
-  const [row] = await db()<{ plan: string; plan_status: string }[]>`
-    select plan, plan_status from public.users where id = ${user.id}`;
-  if (row && row.plan !== "free" && LIVE_PLAN_STATUSES.includes(row.plan_status)) {
+  const [row] = await db()<{ plan_id: string; status: string }[]>`
+    select plan_id, status from public.user_subscriptions
+     where user_id = ${user.id} and private._subscription_stage(status) = 1
+     order by is_current desc limit 1`;
+  if (row) {
     throw new HttpError(
       "conflict",
-      `You already have the ${row.plan} plan (${row.plan_status}); change or cancel it in the billing portal`,
+      `You already have the ${row.plan_id} plan (${row.status}); change or cancel it in the billing portal`,
     );
   }
 }

@@ -27,6 +27,12 @@ export type HttpOptions = {
    * key of its own (the gateway meters each call under it): there it is always new.
    */
   acceptRequestId?: boolean;
+  /**
+   * Called with every refusal (a 4xx) rendered from a thrown error, the method check and the preflight
+   * included, before the answer goes out: where a function audits what it refused. A failure of the hook is
+   * logged and never changes the answer.
+   */
+  onRefused?: (refusal: { req: Request; ctx: RequestContext; error: HttpError }) => Promise<void>;
 };
 
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -91,6 +97,7 @@ export function withHttp(options: HttpOptions, handler: Handler): (req: Request)
     const log = baseLog.child({ request_id: requestId });
     const origin = req.headers.get("origin");
 
+    const ctx: RequestContext = { requestId, log, url };
     let res: Response;
     try {
       if (isPreflight(req)) {
@@ -102,11 +109,20 @@ export function withHttp(options: HttpOptions, handler: Handler): (req: Request)
           allow: methods.join(", "),
         });
       } else {
-        res = await handler(req, { requestId, log, url });
+        res = await handler(req, ctx);
       }
     } catch (e) {
       const error = toHttpError(e);
       if (error.status >= 500) log.error("request failed", { error: e instanceof Error ? e : String(e) });
+      if (error.status < 500 && options.onRefused) {
+        try {
+          await options.onRefused({ req, ctx, error });
+        } catch (hookError) {
+          log.error("refusal hook failed", {
+            error: hookError instanceof Error ? hookError : String(hookError),
+          });
+        }
+      }
       res = errorResponse(error);
     }
 

@@ -1,4 +1,6 @@
-// Structured JSON logs, one line per event, with secrets redacted from every string value.
+// Structured JSON logs, one line per event, with secrets redacted from every string value. LOG_LEVEL (debug,
+// info — the default —, warn, error) sets the lowest level written.
+import { optionalEnv } from "./env.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -32,8 +34,25 @@ function redactValue(value: unknown, depth = 0): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, depth + 1)]));
 }
 
+const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+/** The lowest level written: LOG_LEVEL, else info. An unknown value is info too (and says so once). */
+function minimumLevel(): number {
+  const setting = optionalEnv("LOG_LEVEL")?.toLowerCase();
+  const index = LEVELS.indexOf(setting as LogLevel);
+  if (setting !== undefined && index < 0) {
+    console.error(
+      JSON.stringify({ level: "warn", msg: `LOG_LEVEL=${setting} is not one of ${LEVELS.join(", ")}` }),
+    );
+  }
+  return index < 0 ? 1 : index;
+}
+let minimum: number | undefined;
+
 export function createLogger(base: LogFields = {}): Logger {
   const write = (level: LogLevel, msg: string, fields: LogFields = {}) => {
+    minimum ??= minimumLevel();
+    if (LEVELS.indexOf(level) < minimum) return;
     const line = JSON.stringify({
       time: new Date().toISOString(),
       level,

@@ -1,14 +1,17 @@
 // The Stripe webhook, as a handler factory so tests can also run it with a config of their own.
 // Reads top to bottom: method (405, by withHttp) → source IP allow-list (403) → per-IP rate limit (429) →
-// content type (415) → size (413, before reading it all) → signature on the raw body (400) → one SQL call
-// that records, applies (exactly once) and audits the event → 200. A failure to apply is a 500, so Stripe
-// retries; the third failure is dead-lettered in the database. Every refusal is audited too.
+// content type (415) → size (413, before reading it all) → signature on the raw body (400) → an invoice's
+// cut-off lines read from the API → one SQL call that refuses a body it cannot record (400), else records,
+// applies (exactly once) and audits the event → 200. A failure to apply is a 500, so Stripe retries; the
+// third failure is dead-lettered in the database. Every refusal is audited, once.
+import { callStripe } from "../_shared/billing.ts";
 import { db } from "../_shared/db.ts";
-import { HttpError, toHttpError } from "../_shared/errors.ts";
+import { HttpError } from "../_shared/errors.ts";
 import { listEnv, optionalEnv } from "../_shared/env.ts";
-import { clientIp, json, type RequestContext, withHttp } from "../_shared/http.ts";
+import { clientIp, errorResponse, json, type RequestContext, withHttp } from "../_shared/http.ts";
+import type { Logger } from "../_shared/log.ts";
 import { limit, rateLimited, type RateLimitRule } from "../_shared/ratelimit.ts";
-import { verifyStripeEvent } from "../_shared/stripe.ts";
+import { Stripe, stripe, type StripeEvent, verifyStripeEvent } from "../_shared/stripe.ts";
 import { readRawBody, requireJson } from "../_shared/validation.ts";
 
 /** Stripe's published webhook source addresses (https://stripe.com/files/ips/ips_webhooks.txt). */
@@ -53,10 +56,13 @@ export function webhookConfigFromEnv(): WebhookConfig {
   return { allowedIps, rateLimit: { limit: perMinute > 0 ? perMinute : 600, windowSeconds: 60 } };
 }
 
-async function auditRejection(ctx: RequestContext, ip: string | null, error: HttpError) {
+/** Audits a delivery refused before it reached the database (method, source, limit, type, size, signature). */
+async function auditRefusal({ req, ctx, error }: { req: Request; ctx: RequestContext; error: HttpError }) {
   try {
     await db()`select private.log_webhook_rejection(
-      p_request_id => ${ctx.requestId}, p_source_ip => ${ip}::inet, p_http_status => ${error.status},
+      p_request_id => ${ctx.requestId}, p_source_ip => ${
+      clientIp(req)
+    }::inet, p_http_status => ${error.status},
       p_reason => ${error.message})`;
   } catch (e) {
     // The refusal stands either way; the log line keeps the record when the database is down.
@@ -67,38 +73,71 @@ async function auditRejection(ctx: RequestContext, ip: string | null, error: Htt
   }
 }
 
+/** Invoice events whose effect reads every line of the invoice (the subscription period line decides). */
+const WHOLE_INVOICE_EVENTS = new Set(["invoice.paid", "invoice.payment_succeeded"]);
+
+/**
+ * The body to record: the raw one, unless it is an invoice event whose lines Stripe cut off (`has_more`):
+ * then the event with all of the invoice's lines, read from Stripe's API, so the invoice is read whole.
+ */
+async function wholeEvent(raw: string, event: StripeEvent, log: Logger): Promise<string> {
+  const invoice = event.data.object as Partial<Stripe.Invoice>;
+  if (!WHOLE_INVOICE_EVENTS.has(event.type) || !invoice.lines?.has_more || !invoice.id) return raw;
+  const id = invoice.id;
+  const lines = await callStripe(
+    "invoices.listLineItems",
+    log,
+    () => stripe().invoices.listLineItems(id, { limit: 100 }).autoPagingToArray({ limit: 10_000 }),
+  );
+  log.info("invoice lines completed from the API", { invoice: id, lines: lines.length });
+  return JSON.stringify({
+    ...event,
+    data: {
+      ...event.data,
+      object: { ...invoice, lines: { ...invoice.lines, data: lines, has_more: false } },
+    },
+  });
+}
+
 export function stripeWebhookHandler(config: WebhookConfig) {
-  return withHttp({ name: "stripe-webhook", methods: ["POST"] }, async (req, ctx) => {
-    const ip = clientIp(req);
-    let raw: string;
-    let event;
-    try {
+  return withHttp(
+    { name: "stripe-webhook", methods: ["POST"], onRefused: auditRefusal },
+    async (req, ctx) => {
+      const ip = clientIp(req);
       if (config.allowedIps && !(ip && config.allowedIps.includes(ip))) {
         throw new HttpError("forbidden", "Source address not allowed");
       }
       const rate = await limit(`stripe-webhook:${ip ?? "unknown"}`, config.rateLimit);
       if (!rate.allowed) throw rateLimited(rate);
       requireJson(req);
-      raw = await readRawBody(req, MAX_BODY_BYTES, "text");
-      event = await verifyStripeEvent(raw, req.headers.get("stripe-signature"));
-    } catch (e) {
-      const error = toHttpError(e);
-      if (error.status < 500) await auditRejection(ctx, ip, error);
-      throw e;
-    }
+      const raw = await readRawBody(req, MAX_BODY_BYTES, "text");
+      const event = await verifyStripeEvent(raw, req.headers.get("stripe-signature"));
+      const body = await wholeEvent(raw, event, ctx.log);
 
-    const [result] = await db()<{ status: string; error: string | null }[]>`
-      select status, error from private.handle_stripe_event(
-        p_event => ${raw}::text::jsonb,
-        p_request_id => ${ctx.requestId}, p_source_ip => ${ip}::inet)`;
-    if (result.status === "failed") {
-      ctx.log.error("stripe event failed", { event_id: event.id, type: event.type, error: result.error });
-      throw new HttpError(
-        "internal_error",
-        "The event could not be applied; it is recorded and will be retried",
-      );
-    }
-    ctx.log.info("stripe event", { event_id: event.id, type: event.type, status: result.status });
-    return json({ received: true, status: result.status });
-  });
+      // One SQL call: refuses what is not a storable Stripe event (audited there), else records, applies
+      // (exactly once) and audits it.
+      const [result] = await db()<{ status: string; error: string | null; reason: string | null }[]>`
+      select status, error, reason from private.handle_stripe_event(
+        p_payload => ${body}, p_request_id => ${ctx.requestId}, p_source_ip => ${ip}::inet)`;
+      if (result.status === "rejected") {
+        return errorResponse(
+          new HttpError("invalid_request", `Not a Stripe event we can record: ${result.error}`),
+        );
+      }
+      if (result.status === "failed") {
+        ctx.log.error("stripe event failed", { event_id: event.id, type: event.type, error: result.error });
+        throw new HttpError(
+          "internal_error",
+          "The event could not be applied; it is recorded and will be retried",
+        );
+      }
+      ctx.log.info("stripe event", {
+        event_id: event.id,
+        type: event.type,
+        status: result.status,
+        ...(result.reason && { reason: result.reason }),
+      });
+      return json({ received: true, status: result.status });
+    },
+  );
 }

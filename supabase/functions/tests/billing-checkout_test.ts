@@ -499,18 +499,27 @@ Deno.test("create-pro-subscription: the client's Idempotency-Key replays; reused
   });
 });
 
-Deno.test("create-pro-subscription: a user already on a paid plan gets 409 (use the billing portal)", async () => {
+Deno.test("create-pro-subscription: a user with a subscription that can still bill gets 409 (use the billing portal)", async () => {
   await scenario(async ({ fake, sql, newUser }) => {
     const user = await newUser();
-    await sql`update public.users set plan = 'pro', plan_status = 'active' where id = ${user.id}`;
+    const sub = `sub_${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
+    await sql`insert into public.user_subscriptions
+                (user_id, plan_id, billing_period, status, stripe_subscription_id, stripe_customer_id, stripe_updated_at)
+              values (${user.id}, 'pro', 'monthly', 'active', ${sub}, 'cus_TestCheckout409', now())`;
     const reply = await subscribe(user, { plan: "max", billingPeriod: "monthly" });
     assertErrorShape(reply, 409, "conflict");
     assert.match(reply.body.error.message, /billing portal/);
     assert.equal(fake.requests.length, 0);
 
-    // A canceled paid plan does not block a new subscription.
-    await sql`update public.users set plan_status = 'canceled' where id = ${user.id}`;
-    assert.equal((await subscribe(user)).status, 200);
+    // Unpaid gives no paid plan, but the subscription is still there in Stripe and could bill again: 409 too.
+    await sql`update public.user_subscriptions set status = 'unpaid' where stripe_subscription_id = ${sub}`;
+    assertErrorShape(await subscribe(user), 409, "conflict");
+
+    // A canceled subscription, or one never paid (incomplete), does not block a new one.
+    for (const status of ["canceled", "incomplete"]) {
+      await sql`update public.user_subscriptions set status = ${status} where stripe_subscription_id = ${sub}`;
+      assert.equal((await subscribe(user)).status, 200, status);
+    }
   });
 });
 

@@ -103,3 +103,34 @@ Deno.test("redact removes tokens, API keys and URL passwords from log text", () 
   }
   assert.match(out, /postgres:\/\/postgres:\[redacted\]@db/);
 });
+
+Deno.test("onRefused sees every refusal (the 405 included) but no success or 500, and its failure changes nothing", async () => {
+  const seen: [number, string][] = [];
+  const audited = withHttp({
+    name: "test",
+    methods: ["POST"],
+    onRefused: ({ error, ctx }) => {
+      seen.push([error.status, error.message]);
+      assert.ok(ctx.requestId);
+      return Promise.resolve();
+    },
+  }, (req) => {
+    const mode = new URL(req.url).searchParams.get("mode");
+    if (mode === "http-error") throw new HttpError("payment_required", "Balance exhausted");
+    if (mode === "crash") throw new Error("boom");
+    return new Response("done");
+  });
+  assert.equal((await audited(new Request("http://x/test", { method: "GET" }))).status, 405);
+  assert.equal((await audited(new Request("http://x/test?mode=http-error", { method: "POST" }))).status, 402);
+  assert.equal((await audited(new Request("http://x/test?mode=crash", { method: "POST" }))).status, 500);
+  assert.equal((await audited(new Request("http://x/test", { method: "POST" }))).status, 200);
+  assert.deepEqual(seen, [[405, "Method GET not allowed"], [402, "Balance exhausted"]]);
+
+  const failing = withHttp(
+    { name: "test", methods: ["POST"], onRefused: () => Promise.reject(new Error("audit store down")) },
+    () => new Response("done"),
+  );
+  const res = await failing(new Request("http://x/test", { method: "PUT" }));
+  assert.equal(res.status, 405);
+  assert.equal((await res.json()).error.code, "method_not_allowed");
+});

@@ -2,9 +2,8 @@
 // test-header helper: each event type's effect, exactly-once under concurrency and replay, out-of-order
 // delivery, every refusal (and that it writes nothing but its audit row), dead letters and replay.
 import assert from "node:assert/strict";
-import { Redis } from "npm:@upstash/redis@1.39.0";
 import { STRIPE_WEBHOOK_IPS, stripeWebhookHandler } from "../stripe-webhook/handler.ts";
-import { createTestUser, deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
+import { deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { stack } from "./_lib/stack.ts";
 import {
   charge,
@@ -14,47 +13,18 @@ import {
   event,
   ids,
   invoice,
+  refund,
   signature,
   subscription,
   webhookUrl,
 } from "./_lib/stripe-events.ts";
+import { PRICES, webhookSuite } from "./_lib/stripe-webhook.ts";
 
 const sql = testSql();
 const users: TestUser[] = [];
-const PRICES = {
-  proMonthly: "price_local_pro_monthly",
-  maxMonthly: "price_local_max_monthly",
-  proYearly: "price_local_pro_yearly",
-};
-
-async function newCustomer(): Promise<TestUser & { customer: string }> {
-  const customer = ids.customer();
-  const user = await createTestUser(sql, { customer });
-  users.push(user);
-  return { ...user, customer };
-}
-
-const balance = async (userId: string) =>
-  Number((await sql`select balance from public.token_balances where user_id = ${userId}`)[0].balance);
-const eventRow = async (id: string) =>
-  (await sql`select status, attempts, last_error from private.stripe_webhook_events where id = ${id}`)[0];
+const { test: webhookTest, newCustomer, balance, eventRow, resetRateLimit } = webhookSuite(sql, users);
 const auditRows = async (requestId: string) =>
   await sql`select outcome, http_status, reason from private.webhook_audit_log where request_id = ${requestId}`;
-
-/** Webhook tests send many deliveries from 127.0.0.1; each test starts with an empty per-IP window. */
-async function resetRateLimit() {
-  const redis = new Redis({ url: stack.upstashUrl, token: stack.upstashToken });
-  const keys = await redis.keys("aie:rl:stripe-webhook:*");
-  if (keys.length) await redis.del(...keys);
-  await sql`delete from private.rate_limit_buckets where key like 'stripe-webhook:%'`;
-}
-
-function webhookTest(name: string, fn: () => Promise<void>) {
-  Deno.test(name, async () => {
-    await resetRateLimit();
-    await fn();
-  });
-}
 
 webhookTest("checkout.session.completed for a subscription puts the user on the plan", async () => {
   const u = await newCustomer();
@@ -97,7 +67,7 @@ webhookTest(
 );
 
 webhookTest(
-  "invoice.payment_succeeded renews the period and credits the allowance once per invoice",
+  "invoice.payment_succeeded and invoice.paid of one invoice credit its period's allowance once",
   async () => {
     const u = await newCustomer();
     const sub = ids.subscription();
@@ -111,34 +81,59 @@ webhookTest(
     const inv = invoice({ customer: u.customer, sub, price: PRICES.proMonthly, start });
     assert.equal((await deliver(event("invoice.payment_succeeded", inv, start))).status, 200);
     // The same invoice again under a new event id (Stripe also sends invoice.paid): no second credit.
-    assert.equal((await deliver(event("invoice.paid", inv, start))).status, 200);
+    assert.deepEqual(await deliver(event("invoice.paid", inv, start)), {
+      status: 200,
+      body: { received: true, status: "processed" },
+    });
     const [plan] = await sql`select monthly_token_allowance from public.subscription_plans where id = 'pro'`;
     assert.equal(await balance(u.id), Number(plan.monthly_token_allowance));
-    const [row] = await sql`select current_period_start, current_period_end from public.user_subscriptions
-                           where stripe_subscription_id = ${sub}`;
-    assert.equal(row.current_period_start.getTime(), start * 1000);
-    assert.equal(row.current_period_end.getTime(), (start + 30 * 86400) * 1000);
+    const ledger = await sql`select reference, reason from public.token_transactions where user_id = ${u.id}`;
+    assert.deepEqual(ledger.map((r) => ({ ...r })), [{
+      reference: `invoice:${inv.id}`,
+      reason: "subscription_allowance",
+    }]);
   },
 );
 
-webhookTest("invoice.payment_failed marks the plan past_due and notifies the user once", async () => {
-  const u = await newCustomer();
-  const sub = ids.subscription();
-  await deliver(
-    event(
-      "checkout.session.completed",
-      checkoutSubscription({ ...u, userId: u.id, plan: "pro", period: "monthly", sub }),
-    ),
-  );
-  const inv = invoice({ customer: u.customer, sub, price: PRICES.proMonthly });
-  const later = Math.floor(Date.now() / 1000) + 10;
-  assert.equal((await deliver(event("invoice.payment_failed", inv, later))).status, 200);
-  assert.equal((await deliver(event("invoice.payment_failed", inv, later))).status, 200);
-  const [user] = await sql`select plan, plan_status from public.users where id = ${u.id}`;
-  assert.deepEqual({ ...user }, { plan: "pro", plan_status: "past_due" });
-  const notes = await sql`select kind from public.notifications where user_id = ${u.id}`;
-  assert.deepEqual(notes.map((n) => n.kind), ["payment_failed"]);
-});
+webhookTest(
+  "invoice.payment_failed notifies the user once; the subscription's own update makes it past_due",
+  async () => {
+    const u = await newCustomer();
+    const sub = ids.subscription();
+    const t0 = Math.floor(Date.now() / 1000);
+    await deliver(
+      event(
+        "customer.subscription.updated",
+        subscription({ id: sub, customer: u.customer, price: PRICES.proMonthly }),
+        t0,
+      ),
+    );
+    // invoice.payment_failed finds the user from the subscription's metadata, like the other invoice events.
+    const other = ids.customer();
+    const inv = invoice({ customer: other, sub, price: PRICES.proMonthly, userId: u.id, status: "open" });
+    await sql`update public.users set stripe_customer_id = null where id = ${u.id}`;
+    assert.equal((await deliver(event("invoice.payment_failed", inv, t0 + 10))).status, 200);
+    assert.equal((await deliver(event("invoice.payment_failed", inv, t0 + 11))).status, 200);
+    const notes = await sql`select kind from public.notifications where user_id = ${u.id}`;
+    assert.deepEqual(notes.map((n) => n.kind), ["payment_failed"]);
+    const [before] = await sql`select plan, plan_status from public.users where id = ${u.id}`;
+    assert.deepEqual({ ...before }, { plan: "pro", plan_status: "active" });
+    await sql`update public.users set stripe_customer_id = ${u.customer} where id = ${u.id}`;
+    const pastDue = subscription({
+      id: sub,
+      customer: u.customer,
+      price: PRICES.proMonthly,
+      status: "past_due",
+    });
+    assert.equal((await deliver(event("customer.subscription.updated", pastDue, t0 + 10))).status, 200);
+    const [user] = await sql`select plan, plan_status from public.users where id = ${u.id}`;
+    assert.deepEqual(
+      { ...user },
+      { plan: "pro", plan_status: "past_due" },
+      "past_due keeps the plan (grace)",
+    );
+  },
+);
 
 webhookTest(
   "customer.subscription.updated changes the plan by price and records cancel at period end",
@@ -228,10 +223,11 @@ webhookTest("customer.subscription.deleted puts the user back on free", async ()
   assert.deepEqual({ ...user }, { plan: "free", stripe_subscription_id: null });
   const [row] =
     await sql`select status, is_current from public.user_subscriptions where stripe_subscription_id = ${sub}`;
-  assert.deepEqual({ ...row }, { status: "canceled", is_current: false });
+  // Still the user's current subscription (their newest), but not live: it gives no paid plan.
+  assert.deepEqual({ ...row }, { status: "canceled", is_current: true });
 });
 
-webhookTest("charge.refunded debits the refunded share of a token pack", async () => {
+webhookTest("each refund debits its share of a token pack once, by its refund id", async () => {
   const u = await newCustomer();
   const pi = ids.paymentIntent();
   await deliver(
@@ -241,17 +237,34 @@ webhookTest("charge.refunded debits the refunded share of a token pack", async (
     ),
   );
   const ch = ids.charge();
-  assert.equal(
-    (await deliver(
+  const first = refund({ charge: ch, pi, amount: 500 });
+  assert.deepEqual(await deliver(event("refund.created", first)), {
+    status: 200,
+    body: { received: true, status: "processed" },
+  });
+  assert.equal(await balance(u.id), 500_000);
+  // charge.refunded lists no refunds (API version 2022-11-15 on): recorded, changes nothing.
+  assert.deepEqual(
+    await deliver(
       event("charge.refunded", charge({ id: ch, pi, customer: u.customer, amount: 1000, refunded: 500 })),
-    )).status,
-    200,
+    ),
+    { status: 200, body: { received: true, status: "ignored" } },
   );
   assert.equal(await balance(u.id), 500_000);
-  await deliver(
-    event("charge.refunded", charge({ id: ch, pi, customer: u.customer, amount: 1000, refunded: 1000 })),
-  );
+  // The same refund again, as refund.updated and as an expanded charge.refunded: no second debit.
+  assert.equal((await deliver(event("refund.updated", first))).status, 200);
+  const expanded = {
+    ...charge({ id: ch, pi, customer: u.customer, amount: 1000, refunded: 500 }),
+    refunds: { object: "list", data: [first], has_more: false, url: `/v1/charges/${ch}/refunds` },
+  };
+  assert.equal((await deliver(event("charge.refunded", expanded))).status, 200);
+  assert.equal(await balance(u.id), 500_000);
+  await deliver(event("refund.created", refund({ charge: ch, pi, amount: 500 })));
   assert.equal(await balance(u.id), 0);
+  const rows = await sql`select reference from public.token_transactions
+                          where user_id = ${u.id} and reason = 'token_pack_refund' order by id`;
+  assert.equal(rows.length, 2);
+  assert.ok(rows.every((r) => /^refund:re_[A-Za-z0-9]+$/.test(r.reference)), "each debit names its refund");
 });
 
 webhookTest("20 concurrent deliveries of one event credit once and all answer 200", async () => {
@@ -359,9 +372,76 @@ webhookTest("a body over 1 MB is 413, by Content-Length and when streamed", asyn
   );
 });
 
-webhookTest("a method other than POST is 405", async () => {
-  await refused({ method: "GET" }, 405, "method_not_allowed");
+webhookTest("a method other than POST is 405 and audited once", async () => {
+  const { requestId } = await refused({ method: "GET" }, 405, "method_not_allowed");
+  assert.deepEqual((await auditRows(requestId)).map((r) => ({ ...r })), [{
+    outcome: "rejected",
+    http_status: 405,
+    reason: "Method GET not allowed",
+  }]);
 });
+
+/** A correctly signed body that is not an event we can record: 400, one audit row, nothing else. */
+async function signedButRefused(payload: string, reason: RegExp) {
+  const { requestId, body } = await refused(
+    {
+      headers: { "content-type": "application/json", "stripe-signature": await signature(payload) },
+      body: payload,
+    },
+    400,
+    "invalid_request",
+  );
+  assert.match(body.error.message, reason);
+  const audit = await auditRows(requestId);
+  assert.equal(audit.length, 1, "exactly one audit row");
+  assert.equal(audit[0].outcome, "rejected");
+  assert.equal(audit[0].http_status, 400);
+  assert.match(audit[0].reason, reason);
+}
+
+webhookTest("a signed event whose created is not epoch seconds is 400 and audited once", async () => {
+  for (const created of ['"yesterday"', "1e20", "-5", "1795000000.5", "null"]) {
+    const payload = JSON.stringify(event("customer.created", { id: ids.customer() })).replace(
+      /"created":\d+/,
+      `"created":${created}`,
+    );
+    await signedButRefused(payload, /created is not a time in epoch seconds/);
+  }
+});
+
+webhookTest("a signed event whose id is not an event id is 400 and audited once", async () => {
+  for (const id of ["not_an_event", "evt_", "evt_x;drop table", "x".repeat(300)]) {
+    const payload = JSON.stringify({ ...event("customer.created", { id: ids.customer() }), id });
+    await signedButRefused(payload, /id is not a Stripe event id/);
+  }
+  await signedButRefused(
+    JSON.stringify({ ...event("customer.created", { id: ids.customer() }), type: "Invoice Paid!" }),
+    /type is not a Stripe event type/,
+  );
+  await signedButRefused(
+    JSON.stringify({ ...event("customer.created", { id: ids.customer() }), type: 42 }),
+    /not a Stripe event/,
+  );
+  await signedButRefused(
+    JSON.stringify({ ...event("customer.created", {}), data: { object: "x" } }),
+    /data.object is not an object/,
+  );
+});
+
+webhookTest(
+  "a signed event with a string Postgres cannot store (NUL, a lone surrogate) is 400 and audited",
+  async () => {
+    const nul = JSON.stringify(event("customer.created", { id: ids.customer(), name: "a\u0000b" }));
+    assert.ok(nul.includes("\\u0000"));
+    await signedButRefused(nul, /cannot be stored/);
+    const surrogate = JSON.stringify(event("customer.created", { id: ids.customer(), object: "customer" }))
+      .replace(
+        '"object":"customer"',
+        '"object":"customer","name":"\\ud800"',
+      );
+    await signedButRefused(surrogate, /cannot be stored/);
+  },
+);
 
 webhookTest("a content type other than JSON is 415", async () => {
   await refused(
@@ -404,8 +484,10 @@ webhookTest("deliveries over the per-IP rate limit get 429 with Retry-After", as
 webhookTest(
   "an event that fails 3 times is dead-lettered, and a replay applies it exactly once",
   async () => {
-    // A pack bought by a user the database does not know yet: applying it fails until the user exists.
-    const userId = crypto.randomUUID();
+    // A pack bought by a user whose stored Stripe customer is another one (an operator must look): applying
+    // it fails until the stored customer is corrected.
+    const u = await newCustomer();
+    const userId = u.id;
     const customer = ids.customer();
     const evt = event(
       "checkout.session.completed",
@@ -426,7 +508,7 @@ webhookTest(
                              from private.failed_webhook_events where event_id = ${evt.id}`;
     assert.deepEqual({ ...dead }, { attempts: 3, errors: 3, resolved_at: null });
 
-    users.push(await createTestUser(sql, { id: userId, customer }));
+    await sql`update public.users set stripe_customer_id = ${customer} where id = ${userId}`;
     const [replay] = await sql`select * from private.replay_failed_webhook_event(${evt.id})`;
     assert.equal(replay.status, "processed");
     const [again] = await sql`select * from private.replay_failed_webhook_event(${evt.id})`;

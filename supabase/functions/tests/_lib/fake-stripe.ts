@@ -5,6 +5,8 @@
 //   GET  /v1/customers/:id               → customer, or 404 resource_missing
 //   POST /v1/checkout/sessions           → checkout.session (cs_test_…), url https://checkout.stripe.com/c/pay/<id>
 //   POST /v1/billing_portal/sessions     → billing_portal.session (bps_…), url https://billing.stripe.com/p/session/<id>
+//   GET  /v1/invoices/:id/lines          → a list page of an invoice's line items (seeded by `seedInvoiceLines`),
+//                                          `limit` (1-100, default 10) and `starting_after`, or 404
 //
 // As Stripe does: bodies (and GET queries) are application/x-www-form-urlencoded with bracket notation,
 // parsed here into nested objects whose leaves stay strings (`line_items[0][quantity]=1` →
@@ -254,6 +256,7 @@ const ALLOWED_PARAMS: Record<string, readonly string[]> = {
     "ui_mode",
     "wallet_options",
   ],
+  "GET /v1/invoices/:id/lines": ["ending_before", "expand", "limit", "starting_after"],
   "POST /v1/billing_portal/sessions": [
     "configuration",
     "customer",
@@ -308,6 +311,8 @@ export class FakeStripe implements AsyncDisposable {
   readonly customers = new Map<string, Json>();
   readonly checkoutSessions = new Map<string, Json>();
   readonly portalSessions = new Map<string, Json>();
+  /** Every line item of an invoice, by invoice id (what GET /v1/invoices/:id/lines pages through). */
+  readonly invoiceLines = new Map<string, Json[]>();
   #faults: (Fault & { left: number })[] = [];
   #idempotency = new Map<string, Stored>();
   #server: Deno.HttpServer | undefined;
@@ -367,6 +372,11 @@ export class FakeStripe implements AsyncDisposable {
     return customer;
   }
 
+  /** The full list of an invoice's line items, as Stripe holds it (webhook payloads carry the first page). */
+  seedInvoiceLines(invoiceId: string, lines: readonly Json[]): void {
+    this.invoiceLines.set(invoiceId, [...lines]);
+  }
+
   /** The recorded requests to `method path` (path exact, or a pattern). */
   requestsTo(method: string, path: string | RegExp): RecordedRequest[] {
     return this.requests.filter((r) =>
@@ -380,6 +390,7 @@ export class FakeStripe implements AsyncDisposable {
     this.customers.clear();
     this.checkoutSessions.clear();
     this.portalSessions.clear();
+    this.invoiceLines.clear();
     this.#idempotency.clear();
     this.#faults = [];
   }
@@ -587,6 +598,13 @@ export class FakeStripe implements AsyncDisposable {
     }
     if (method === "POST" && path === "/v1/checkout/sessions") {
       return { endpoint: "POST /v1/checkout/sessions", run: (p) => this.#createCheckoutSession(p) };
+    }
+    const lines = /^\/v1\/invoices\/([^/]+)\/lines$/.exec(path);
+    if (method === "GET" && lines) {
+      return {
+        endpoint: "GET /v1/invoices/:id/lines",
+        run: (p) => this.#listInvoiceLines(decodeURIComponent(lines[1]), p),
+      };
     }
     if (method === "POST" && path === "/v1/billing_portal/sessions") {
       return { endpoint: "POST /v1/billing_portal/sessions", run: (p) => this.#createPortalSession(p) };
@@ -883,6 +901,38 @@ export class FakeStripe implements AsyncDisposable {
     };
     this.portalSessions.set(id, session);
     return { status: 200, body: session };
+  }
+
+  // ------------------------------------------------------------------------------------ invoices
+
+  #listInvoiceLines(invoiceId: string, p: Params): Answer {
+    const bad = unknownParam("GET /v1/invoices/:id/lines", p);
+    if (bad) return bad;
+    const all = this.invoiceLines.get(invoiceId);
+    if (!all) return noSuch("invoice", invoiceId, "invoice");
+    const limit = p.limit === undefined ? 10 : Number(p.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+      return invalid(
+        "This value must be between 1 and 100 (it currently is " + String(p.limit) + ").",
+        "limit",
+      );
+    }
+    let start = 0;
+    if (typeof p.starting_after === "string") {
+      const i = all.findIndex((line) => line.id === p.starting_after);
+      if (i < 0) return noSuch("line item", p.starting_after, "starting_after");
+      start = i + 1;
+    }
+    const data = all.slice(start, start + limit);
+    return {
+      status: 200,
+      body: {
+        object: "list",
+        data,
+        has_more: start + limit < all.length,
+        url: `/v1/invoices/${invoiceId}/lines`,
+      },
+    };
   }
 }
 
