@@ -190,11 +190,34 @@ export function rateLimitHeaders(result: RateLimitResult): Record<string, string
   };
 }
 
-/** The 429 to throw when `result.allowed` is false, with Retry-After (>= 1 s) and the X-RateLimit headers. */
-export function rateLimited(result: RateLimitResult): HttpError {
+/**
+ * The same three headers for one of several limits a response answers to, named for it as OpenAI names its own:
+ * X-RateLimit-Limit-Requests, X-RateLimit-Remaining-Tokens, …
+ */
+export function namedRateLimitHeaders(
+  name: "requests" | "tokens",
+  result: Pick<RateLimitResult, "limit" | "remaining" | "resetAt">,
+): Record<string, string> {
+  return {
+    [`x-ratelimit-limit-${name}`]: String(result.limit),
+    [`x-ratelimit-remaining-${name}`]: String(Math.max(0, result.remaining)),
+    [`x-ratelimit-reset-${name}`]: String(secondsUntilReset(result as RateLimitResult)),
+  };
+}
+
+/**
+ * The 429 to throw when `result.allowed` is false, with Retry-After (>= 1 s) and the X-RateLimit headers (named for
+ * the limit when `name` says which of several it is).
+ */
+export function rateLimited(result: RateLimitResult, name?: "requests" | "tokens"): HttpError {
   const retryAfter = Math.max(1, secondsUntilReset(result));
-  return new HttpError("rate_limited", `Rate limit exceeded; retry in ${retryAfter} s`, {
-    ...rateLimitHeaders(result),
+  const what = name === "requests"
+    ? "Requests-per-minute limit"
+    : name === "tokens"
+    ? "Tokens-per-minute limit"
+    : "Rate limit";
+  return new HttpError("rate_limited", `${what} exceeded; retry in ${retryAfter} s`, {
+    ...(name ? namedRateLimitHeaders(name, result) : rateLimitHeaders(result)),
     "retry-after": String(retryAfter),
   });
 }

@@ -4,7 +4,15 @@ import assert from "node:assert/strict";
 import OpenAI from "npm:openai@7.57.0";
 import Anthropic from "npm:@anthropic-ai/sdk@1.13.0";
 import { ApiError, GoogleGenAI } from "npm:@google/genai@3.3.0";
-import { FAKE_LLM_API_KEY, type FakeLlm, reportedUsage, splitReply, startFakeLlm } from "./_lib/fake-llm.ts";
+import {
+  FAKE_LLM_API_KEY,
+  type FakeLlm,
+  LLM_PROVIDERS,
+  type LlmProvider,
+  reportedUsage,
+  splitReply,
+  startFakeLlm,
+} from "./_lib/fake-llm.ts";
 
 const KEY = FAKE_LLM_API_KEY;
 const WRONG = "sk-this-key-is-wrong-1234";
@@ -663,4 +671,466 @@ Deno.test("setScript refuses inconsistent numbers", async () => {
   assert.throws(() => fake.setScript({ chunks: 0 }), TypeError);
   assert.throws(() => fake.setScript({ status: 200 }), TypeError);
   assert.throws(() => fake.setScript({ inputTokens: 1.5 }), TypeError);
+});
+
+// ------------------------------------------------------------------- usage, byteChunks, crlf options
+
+/** A minimal valid request to each provider, as raw HTTP (OpenAI streams ask for the usage chunk). */
+function rawRequest(fake: FakeLlm, p: LlmProvider, stream: boolean, text = "x"): Promise<Response> {
+  const [path, headers, body]: [string, Record<string, string>, unknown] = {
+    openai: (): [string, Record<string, string>, unknown] => [
+      "/v1/chat/completions",
+      { authorization: `Bearer ${KEY}` },
+      {
+        model: "m",
+        messages: userSays(text),
+        stream,
+        ...(stream && { stream_options: { include_usage: true } }),
+      },
+    ],
+    perplexity: (): [string, Record<string, string>, unknown] => [
+      "/chat/completions",
+      { authorization: `Bearer ${KEY}` },
+      { model: "sonar", messages: userSays(text), stream },
+    ],
+    anthropic: (): [string, Record<string, string>, unknown] => [
+      "/v1/messages",
+      { "x-api-key": KEY, "anthropic-version": "2023-06-01" },
+      { model: "c", max_tokens: 5, messages: userSays(text), stream },
+    ],
+    gemini: (): [string, Record<string, string>, unknown] => [
+      stream ? "/v1beta/models/g:streamGenerateContent?alt=sse" : "/v1beta/models/g:generateContent",
+      { "x-goog-api-key": KEY },
+      { contents: geminiSays(text) },
+    ],
+  }[p]();
+  return fetch(fake.url + path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The JSON payloads of an SSE body (either line end), without [DONE]; a non-stream body is one payload. */
+function payloads(text: string, stream: boolean): Record<string, unknown>[] {
+  if (!stream) return [JSON.parse(text)];
+  return text.split(/\r?\n/).filter((l) => l.startsWith("data: ") && l !== "data: [DONE]")
+    .map((l) => JSON.parse(l.slice(6)));
+}
+
+/** Every non-null value under a `usage` or `usageMetadata` key, at any depth. */
+function usagesIn(x: unknown): Record<string, unknown>[] {
+  if (!x || typeof x !== "object") return [];
+  return Object.entries(x).flatMap(([k, v]) =>
+    (k === "usage" || k === "usageMetadata") && v !== null ? [v as Record<string, unknown>] : usagesIn(v)
+  );
+}
+
+/** The reply text a payload carries (a stream's delta, or a non-stream answer's content). */
+function textIn(p: LlmProvider, stream: boolean, x: Record<string, unknown>): string {
+  // deno-lint-ignore no-explicit-any
+  const a = x as any;
+  switch (p) {
+    case "openai":
+    case "perplexity":
+      // Perplexity sends both in both (a non-stream delta is empty, a stream's message is the text so far)
+      return (stream ? a.choices?.[0]?.delta?.content : a.choices?.[0]?.message?.content) ?? "";
+    case "anthropic":
+      return (stream ? a.delta?.text : a.content?.[0]?.text) ?? "";
+    case "gemini":
+      return a.candidates?.[0]?.content?.parts?.[0]?.text ?? "";
+  }
+}
+
+Deno.test('usage "omit": no provider reports usage anywhere, in answers or streams (raw HTTP)', async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ usage: "omit", chunks: 3 });
+  for (const p of LLM_PROVIDERS) {
+    assert.equal(reportedUsage(p, { usage: "omit" }), null);
+    for (const stream of [false, true]) {
+      const res = await rawRequest(fake, p, stream);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.ok(!text.includes('"usage'), `${p} stream=${stream} has no usage key: ${text}`);
+      const events = payloads(text, stream);
+      assert.equal(events.map((e) => textIn(p, stream, e)).join(""), "echo: x", `${p} stream=${stream}`);
+    }
+  }
+  // OpenAI: asked for usage, the stream still ends without a usage chunk (role, 3 content, finish, [DONE])
+  const oa = await (await rawRequest(fake, "openai", true)).text();
+  assert.equal(payloads(oa, true).length, 1 + 3 + 1);
+  assert.ok(oa.endsWith("data: [DONE]\n\n"));
+});
+
+Deno.test('usage "omit": the SDKs see no usage, and streams still parse', async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ usage: "omit" });
+
+  const oa = await openai(fake).chat.completions.create({ model: "m", messages: userSays("q") });
+  assert.equal(oa.choices[0].message.content, "echo: q");
+  assert.ok(!("usage" in oa));
+  const oaChunks = [];
+  for await (
+    const c of await openai(fake).chat.completions.create({
+      model: "m",
+      messages: userSays("q"),
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+  ) oaChunks.push(c);
+  assert.equal(oaChunks.length, 1 + 5 + 1, "no usage chunk although include_usage was asked");
+  assert.ok(oaChunks.every((c) => !("usage" in c)));
+
+  const px = await perplexity(fake).chat.completions.create({ model: "sonar", messages: userSays("q") });
+  assert.ok(!("usage" in px));
+  const pxChunks = [];
+  for await (
+    const c of await perplexity(fake).chat.completions.create({
+      model: "sonar",
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) pxChunks.push(c);
+  assert.equal(pxChunks.length, 5 + 1);
+  assert.ok(pxChunks.every((c) => !("usage" in c)));
+  assert.equal(pxChunks.map((c) => c.choices[0].delta.content).join(""), "echo: q");
+
+  const an = await anthropic(fake).messages.create({ model: "c", max_tokens: 5, messages: userSays("q") });
+  assert.equal(an.usage, undefined);
+  const anEvents = [];
+  for await (
+    const e of await anthropic(fake).messages.create({
+      model: "c",
+      max_tokens: 5,
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) anEvents.push(e);
+  const start = anEvents[0];
+  assert.ok(start.type === "message_start");
+  assert.ok(!("usage" in start.message));
+  const delta = anEvents.find((e) => e.type === "message_delta");
+  assert.ok(delta && !("usage" in delta));
+  assert.equal(anEvents.at(-1)?.type, "message_stop");
+
+  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  assert.equal(ge.text, "echo: q");
+  assert.equal(ge.usageMetadata, undefined);
+  const geChunks = [];
+  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+    geChunks.push(c);
+  }
+  assert.equal(geChunks.length, 5);
+  assert.ok(geChunks.every((c) => c.usageMetadata === undefined));
+  assert.equal(geChunks.map((c) => c.text).join(""), "echo: q");
+});
+
+const ODD_USAGE: Record<LlmProvider, Record<string, unknown>> = {
+  openai: { prompt_tokens: 12.5 },
+  perplexity: { completion_tokens: "12" },
+  anthropic: { output_tokens: -1 },
+  gemini: { candidatesTokenCount: 1e20 },
+};
+
+Deno.test("a usage object is merged into every usage object each provider sends, values as given (raw HTTP)", async () => {
+  await using fake = await startFakeLlm();
+  for (const p of LLM_PROVIDERS) fake.setScript({ provider: p, usage: ODD_USAGE[p], chunks: 3 });
+  // usage objects per answer: non-stream 1; streams: OpenAI's usage chunk, every Perplexity chunk (3 + finish),
+  // Anthropic message_start and message_delta, every Gemini chunk
+  const perStream: Record<LlmProvider, number> = { openai: 1, perplexity: 4, anthropic: 2, gemini: 3 };
+  for (const p of LLM_PROVIDERS) {
+    const reported = reportedUsage(p, { usage: ODD_USAGE[p] });
+    assert.deepEqual(reported, { ...reportedUsage(p), ...ODD_USAGE[p] }, "the fake's own fields stay");
+    for (const stream of [false, true]) {
+      const res = await rawRequest(fake, p, stream);
+      const usages = payloads(await res.text(), stream).flatMap(usagesIn);
+      assert.equal(usages.length, stream ? perStream[p] : 1, `${p} stream=${stream}`);
+      for (const u of usages) {
+        for (const [k, v] of Object.entries(ODD_USAGE[p])) assert.equal(u[k], v, `${p} ${k}`);
+      }
+      // the final usage object is exactly what reportedUsage says
+      if (p !== "anthropic" || !stream) assert.deepEqual(usages.at(-1), reported, `${p} stream=${stream}`);
+    }
+  }
+});
+
+Deno.test("a usage object reaches the SDKs unchanged, streaming and not", async () => {
+  await using fake = await startFakeLlm();
+  for (const p of LLM_PROVIDERS) fake.setScript({ provider: p, usage: ODD_USAGE[p], chunks: 2 });
+
+  const oa = await openai(fake).chat.completions.create({ model: "m", messages: userSays("q") });
+  assert.equal(oa.usage?.prompt_tokens, 12.5);
+  assert.equal(oa.usage?.completion_tokens, 7);
+  assert.deepEqual(oa.usage, reportedUsage("openai", { usage: ODD_USAGE.openai }));
+  const oaChunks = [];
+  for await (
+    const c of await openai(fake).chat.completions.create({
+      model: "m",
+      messages: userSays("q"),
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+  ) oaChunks.push(c);
+  assert.equal(oaChunks.at(-1)?.usage?.prompt_tokens, 12.5);
+  assert.ok(oaChunks.slice(0, -1).every((c) => c.usage === null));
+
+  const px = await perplexity(fake).chat.completions.create({ model: "sonar", messages: userSays("q") });
+  assert.equal(px.usage?.completion_tokens, "12");
+  assert.equal(px.usage?.prompt_tokens, 11);
+  const pxChunks = [];
+  for await (
+    const c of await perplexity(fake).chat.completions.create({
+      model: "sonar",
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) pxChunks.push(c);
+  assert.deepEqual(pxChunks.map((c) => c.usage?.completion_tokens), ["12", "12", "12"]);
+
+  const an = await anthropic(fake).messages.create({ model: "c", max_tokens: 5, messages: userSays("q") });
+  assert.equal(an.usage.output_tokens, -1);
+  assert.equal(an.usage.input_tokens, 11);
+  const anEvents = [];
+  for await (
+    const e of await anthropic(fake).messages.create({
+      model: "c",
+      max_tokens: 5,
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) anEvents.push(e);
+  const start = anEvents[0];
+  assert.ok(start.type === "message_start");
+  assert.equal(start.message.usage.output_tokens, -1);
+  assert.equal(start.message.usage.input_tokens, 11);
+  const delta = anEvents.find((e) => e.type === "message_delta");
+  assert.ok(delta?.type === "message_delta");
+  assert.equal(delta.usage.output_tokens, -1);
+  assert.equal(delta.usage.input_tokens, 11);
+  const final = await anthropic(fake).messages.stream({ model: "c", max_tokens: 5, messages: userSays("q") })
+    .finalMessage();
+  assert.equal(final.usage.output_tokens, -1);
+
+  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  assert.equal(ge.usageMetadata?.candidatesTokenCount, 1e20);
+  assert.equal(ge.usageMetadata?.promptTokenCount, 11);
+  const geChunks = [];
+  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+    geChunks.push(c);
+  }
+  assert.deepEqual(geChunks.map((c) => c.usageMetadata?.candidatesTokenCount), [1e20, 1e20]);
+  assert.deepEqual(geChunks.map((c) => c.usageMetadata?.promptTokenCount), [11, 11]);
+});
+
+/** Reads a body chunk by chunk: the chunk sizes and the whole text. */
+async function readChunks(res: Response): Promise<{ sizes: number[]; text: string }> {
+  const sizes: number[] = [];
+  const bytes: number[] = [];
+  for await (const chunk of res.body!) {
+    sizes.push(chunk.byteLength);
+    bytes.push(...chunk);
+  }
+  return { sizes, text: new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes)) };
+}
+
+const WIDE = "héllo wörld 🌍 ✓ 日本";
+
+Deno.test("byteChunks: every answer arrives one byte per chunk, split inside UTF-8 characters (raw HTTP)", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: WIDE, chunks: 3, byteChunks: true });
+  for (const p of LLM_PROVIDERS) {
+    for (const stream of [false, true]) {
+      const { sizes, text } = await readChunks(await rawRequest(fake, p, stream));
+      assert.equal(
+        sizes.length,
+        new TextEncoder().encode(text).length,
+        `${p} stream=${stream}: one chunk a byte`,
+      );
+      assert.ok(sizes.every((n) => n === 1), `${p} stream=${stream}`);
+      assert.equal(
+        payloads(text, stream).map((e) => textIn(p, stream, e)).join(""),
+        WIDE,
+        `${p} stream=${stream}`,
+      );
+    }
+  }
+  assert.ok(fake.calls.every((c) => c.completed && c.status === 200));
+  assert.deepEqual(fake.calls.map((c) => c.chunksSent), Array(8).fill(3));
+});
+
+Deno.test("byteChunks: the SDKs reassemble streams and answers split into single bytes", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: WIDE, chunks: 4, byteChunks: true, inputTokens: 30, outputTokens: 8 });
+
+  let oaText = "";
+  let oaUsage;
+  for await (
+    const c of await openai(fake).chat.completions.create({
+      model: "m",
+      messages: userSays("q"),
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+  ) {
+    oaText += c.choices[0]?.delta.content ?? "";
+    oaUsage = c.usage ?? oaUsage;
+  }
+  assert.equal(oaText, WIDE);
+  assert.equal(oaUsage?.prompt_tokens, 30);
+  const oa = await openai(fake).chat.completions.create({ model: "m", messages: userSays("q") });
+  assert.equal(oa.choices[0].message.content, WIDE);
+
+  let pxText = "";
+  for await (
+    const c of await perplexity(fake).chat.completions.create({
+      model: "sonar",
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) pxText += c.choices[0].delta.content ?? "";
+  assert.equal(pxText, WIDE);
+
+  const anStream = anthropic(fake).messages.stream({ model: "c", max_tokens: 5, messages: userSays("q") });
+  const final = await anStream.finalMessage();
+  assert.deepEqual(final.content.map((b) => b.type === "text" ? b.text : b.type), [WIDE]);
+  assert.equal(final.usage.output_tokens, 8);
+  const an = await anthropic(fake).messages.create({ model: "c", max_tokens: 5, messages: userSays("q") });
+  assert.equal(an.usage.input_tokens, 30);
+
+  const geChunks = [];
+  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+    geChunks.push(c);
+  }
+  assert.equal(geChunks.map((c) => c.text).join(""), WIDE);
+  assert.equal(geChunks.at(-1)?.usageMetadata?.candidatesTokenCount, 8);
+  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  assert.equal(ge.text, WIDE);
+});
+
+Deno.test("byteChunks: a client leaving mid-stream is still seen as an abort", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ byteChunks: true, hangAfterChunks: 2 });
+  let content = 0;
+  for await (
+    const c of await openai(fake).chat.completions.create({
+      model: "m",
+      messages: userSays("q"),
+      stream: true,
+    })
+  ) {
+    if (c.choices[0]?.delta.content) content++;
+    if (content === 2) break;
+  }
+  assert.equal(await fake.calls[0].settled, "aborted");
+  assert.equal(fake.calls[0].chunksSent, 2);
+
+  fake.setScript({ byteChunks: true, chunks: 200, chunkDelayMs: 1 });
+  const res = await rawRequest(fake, "anthropic", true);
+  const reader = res.body!.getReader();
+  for (let i = 0; i < 50; i++) assert.equal((await reader.read()).value?.byteLength, 1);
+  await reader.cancel();
+  assert.equal(await fake.calls[1].settled, "aborted");
+  assert.ok(fake.calls[1].chunksSent < 200);
+});
+
+Deno.test("crlf: OpenAI, Perplexity and Anthropic events are framed with CRLF; Gemini stays CRLF (raw HTTP)", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "ab", chunks: 2, crlf: true });
+  for (const p of LLM_PROVIDERS) {
+    const text = await (await rawRequest(fake, p, true)).text();
+    assert.ok(!/[^\r]\n/.test(text), `${p}: every line end is CRLF`);
+    assert.ok(text.endsWith("\r\n\r\n"), p);
+    const events = text.split("\r\n\r\n").slice(0, -1);
+    assert.ok(events.every((e) => e !== "" && !e.includes("\r\n\r\n")), p);
+    assert.equal(payloads(text, true).map((e) => textIn(p, true, e)).join(""), "ab", p);
+    if (p === "openai" || p === "perplexity") {
+      assert.equal(events.at(-1), "data: [DONE]");
+      assert.ok(events.every((e) => e.startsWith("data: ") && !e.includes("\r\n")), p);
+    }
+    if (p === "anthropic") {
+      assert.deepEqual(events.map((e) => e.split("\r\n")[0]), [
+        "event: message_start",
+        "event: content_block_start",
+        "event: ping",
+        "event: content_block_delta",
+        "event: content_block_delta",
+        "event: content_block_stop",
+        "event: message_delta",
+        "event: message_stop",
+      ]);
+      assert.ok(events.every((e) => e.split("\r\n")[1].startsWith("data: {")));
+    }
+  }
+  // a mid-stream error event is CRLF-framed too
+  fake.setScript({ crlf: true, errorAfterChunks: 1 });
+  const errored = await (await rawRequest(fake, "anthropic", true)).text();
+  assert.ok(errored.endsWith('"}}\r\n\r\n') && errored.includes("event: error\r\ndata: "), errored);
+  // without crlf nothing changed
+  fake.setScript({});
+  assert.ok(!(await (await rawRequest(fake, "openai", true)).text()).includes("\r"));
+});
+
+Deno.test("crlf, also with byteChunks (a CRLF split across reads): every SDK parses the streams", async () => {
+  await using fake = await startFakeLlm();
+  for (const byteChunks of [false, true]) {
+    fake.setScript({ reply: WIDE, chunks: 3, crlf: true, byteChunks, outputTokens: 9 });
+
+    const oaChunks = [];
+    for await (
+      const c of await openai(fake).chat.completions.create({
+        model: "m",
+        messages: userSays("q"),
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+    ) oaChunks.push(c);
+    assert.equal(oaChunks.map((c) => c.choices[0]?.delta.content ?? "").join(""), WIDE);
+    assert.equal(oaChunks.length, 1 + 3 + 1 + 1);
+    assert.equal(oaChunks.at(-1)?.usage?.completion_tokens, 9);
+
+    const pxChunks = [];
+    for await (
+      const c of await perplexity(fake).chat.completions.create({
+        model: "sonar",
+        messages: userSays("q"),
+        stream: true,
+      })
+    ) pxChunks.push(c);
+    assert.equal(pxChunks.map((c) => c.choices[0].delta.content).join(""), WIDE);
+    assert.deepEqual(pxChunks.map((c) => c.usage?.completion_tokens), [3, 6, 9, 9]);
+
+    const texts: string[] = [];
+    const anStream = anthropic(fake).messages.stream({ model: "c", max_tokens: 5, messages: userSays("q") });
+    anStream.on("text", (t) => texts.push(t));
+    const final = await anStream.finalMessage();
+    assert.deepEqual(texts, splitReply(WIDE, 3));
+    assert.equal(final.usage.output_tokens, 9);
+    assert.equal(final.stop_reason, "end_turn");
+
+    const geChunks = [];
+    for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+      geChunks.push(c);
+    }
+    assert.deepEqual(geChunks.map((c) => c.text), splitReply(WIDE, 3));
+  }
+});
+
+Deno.test("setScript accepts odd usage values but refuses a malformed usage, byteChunks or crlf", async () => {
+  await using fake = await startFakeLlm();
+  for (const usage of Object.values(ODD_USAGE)) fake.setScript({ usage });
+  fake.setScript({ usage: "omit", byteChunks: true, crlf: false });
+  const bad = (script: unknown) => assert.throws(() => fake.setScript(script as never), TypeError);
+  bad({ usage: "none" });
+  bad({ usage: null });
+  bad({ usage: [1] });
+  bad({ usage: 5 });
+  bad({ byteChunks: "yes" });
+  bad({ crlf: 1 });
+  // a queued script's usage replaces the standing one's (no deep merge)
+  fake.setScript({ usage: { prompt_tokens: 1 } });
+  fake.setScript({ usage: { completion_tokens: 2 }, times: 1 });
+  const first = await openai(fake).chat.completions.create({ model: "m", messages: userSays("q") });
+  const second = await openai(fake).chat.completions.create({ model: "m", messages: userSays("q") });
+  assert.deepEqual([first.usage?.prompt_tokens, first.usage?.completion_tokens], [11, 2]);
+  assert.deepEqual([second.usage?.prompt_tokens, second.usage?.completion_tokens], [1, 7]);
 });

@@ -9,14 +9,30 @@ import {
   type LeaseReply,
   type LeaseRequest,
   type LeaseSettings,
+  type Ticket,
 } from "../_shared/gateway/lease.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { gatewayOptionsFromEnv } from "../_shared/gateway/proxy.ts";
 import type { RateLimitResult } from "../_shared/ratelimit.ts";
 
 const USER = "00000000-0000-4000-8000-000000000001";
-const CALL: CallShape = { model: "m", inputEstimate: 10, requestedOutput: 90, choices: 1 }; // holds 100
+// Prices of one platform token per raw token (input, output and the rate alike), so a call's hold is its tokens.
+const UNIT = 2_500_000;
+const CALL: CallShape = {
+  model: "m",
+  inputEstimate: 10,
+  requestedOutput: 90,
+  choices: 1,
+  inputUnbounded: false,
+  searchContextSize: null,
+}; // holds 100
 const HOLD = 100;
+
+/** Ends a call and reports its settlement: it cost `cost` platform tokens, and the balance stays ample. */
+function done(ticket: Ticket, cost: number) {
+  ticket.end();
+  ticket.settled(cost, 1_000_000_000);
+}
 
 type Plan = { rpm: number; tpm: number; maxOutput: number; models: string[] };
 
@@ -41,6 +57,14 @@ function fakeStore(opts: { balance: number; plan: Plan; upstash: boolean; latenc
     plan: "p",
     allowed_models: state.plan.models,
     plan_max_output: state.plan.maxOutput,
+    plan_max_input: 1_000,
+    pricing_id: 1,
+    input_micro_usd_per_mtok: UNIT,
+    cache_write_micro_usd_per_mtok: null,
+    output_micro_usd_per_mtok: UNIT,
+    reasoning_micro_usd_per_mtok: null,
+    rate_micro_usd_per_mtok: UNIT,
+    request_fee_micro_usd: 0,
     requests_per_minute: state.plan.rpm,
     tokens_per_minute: state.plan.tpm,
     granted_tokens: 0,
@@ -146,7 +170,7 @@ Deno.test("leases: a user who keeps calling is admitted from memory, with far fe
   for (const upstash of [true, false]) {
     const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash });
     const book = createLeaseBook(store, SETTINGS);
-    for (let i = 0; i < 500; i++) (await book.admit(USER, CALL)).end(HOLD / 2);
+    for (let i = 0; i < 500; i++) done(await book.admit(USER, CALL), HOLD / 2);
     const label = upstash ? "with Upstash" : "Postgres limits";
     assert.ok(state.requests.length <= 20, `${label}: ${state.requests.length} lease calls for 500 calls`);
     if (upstash) {
@@ -171,7 +195,7 @@ Deno.test("leases: a small plan is admitted call by call, and each call's lease 
   for (let i = 0; i < 5; i++) {
     const ticket = await book.admit(USER, CALL);
     assert.equal(state.held, HOLD, "the lease holds exactly the call");
-    ticket.end(20);
+    done(ticket, 20);
     assert.equal(state.held, 0, "given back as soon as the call ended");
   }
   assert.deepEqual(state.requests.map((r) => r.calls), [1, 1, 1, 1, 1]);
@@ -189,7 +213,7 @@ Deno.test("leases: concurrent admissions never take more than the store granted"
   assert.equal(admitted.length, 10, "every call the balance covers, and no more");
   for (const r of refused) assert.equal((r.reason as HttpError).status, 402);
   assert.ok(state.held <= state.balance);
-  for (const r of admitted) (r as PromiseFulfilledResult<{ end(u: number): void }>).value.end(HOLD);
+  for (const r of admitted) done((r as PromiseFulfilledResult<Ticket>).value, HOLD);
   await sleep(SETTINGS.idleMs * 3);
   assert.equal(state.held, 0, "given back once idle");
 });
@@ -197,13 +221,13 @@ Deno.test("leases: concurrent admissions never take more than the store granted"
 Deno.test("leases: a lease with room for more calls goes back after idleMs without calls, not before", async () => {
   const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: false });
   const book = createLeaseBook(store, SETTINGS);
-  for (let i = 0; i < 4; i++) (await book.admit(USER, CALL)).end(10);
+  for (let i = 0; i < 4; i++) done(await book.admit(USER, CALL), 10);
   assert.ok(state.held > 0, "a grown lease stays for the next calls");
   const closed = state.closed.length; // the first call's lease of one call went back when it ended
   const ticket = await book.admit(USER, CALL);
   await sleep(SETTINGS.idleMs * 3);
   assert.ok(state.held > 0, "never given back while a call runs on it");
-  ticket.end(10);
+  done(ticket, 10);
   await sleep(SETTINGS.idleMs * 3);
   assert.equal(state.held, 0);
   assert.equal(state.closed.length, closed + 1);
@@ -215,10 +239,10 @@ Deno.test("leases: with Upstash, a call the limiter refuses holds nothing and as
   const remaining: string[] = [];
   for (let i = 0; i < 3; i++) {
     const t = await book.admit(USER, CALL);
-    remaining.push(t.limitHeaders["x-ratelimit-remaining"]);
-    t.end(10);
+    remaining.push(t.limitHeaders["x-ratelimit-remaining-requests"]);
+    done(t, 10);
   }
-  assert.deepEqual(remaining, ["2", "1", "0"], "X-RateLimit-Remaining counts down exactly");
+  assert.deepEqual(remaining, ["2", "1", "0"], "X-RateLimit-Remaining-Requests counts down exactly");
   const leaseCalls = state.requests.length;
   const e = await refusal(book.admit(USER, CALL));
   assert.equal(e.status, 429);
@@ -238,7 +262,7 @@ Deno.test("leases: Upstash is never asked for more than half of what the window 
     for (const take of state.takes.slice(takes).filter((x) => x.key.startsWith("gw:rpm"))) {
       assert.ok(take.cost === 1 || take.cost <= before / 2, `asked ${take.cost} with ${before} left`);
     }
-    t.end(10);
+    done(t, 10);
   }
   assert.ok((state.windowHits.get(`gw:rpm:${USER}`) ?? 0) <= 400, "never over the limit");
   book.closeAll();
@@ -247,7 +271,7 @@ Deno.test("leases: Upstash is never asked for more than half of what the window 
 Deno.test("leases: the plan is read again after planTtlMs — a model taken off the plan is refused", async () => {
   const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: true });
   const book = createLeaseBook(store, { ...SETTINGS, planTtlMs: 100 });
-  for (let i = 0; i < 5; i++) (await book.admit(USER, CALL)).end(10);
+  for (let i = 0; i < 5; i++) done(await book.admit(USER, CALL), 10);
   state.plan = { ...ROOMY, models: ["other"] };
   await sleep(150);
   const e = await refusal(book.admit(USER, CALL));
@@ -263,7 +287,7 @@ Deno.test("leases: a refused renewal refuses every call waiting on it, and the n
   state.balance = 1_000;
   const t = await book.admit(USER, CALL);
   assert.equal(t.hold, HOLD);
-  t.end(HOLD);
+  done(t, HOLD);
 });
 
 Deno.test("leases: GATEWAY_LEASE_* settings are read from the env, and a bad value stops the boot", () => {
@@ -294,7 +318,7 @@ Deno.test("leases: GATEWAY_LEASE_* settings are read from the env, and a bad val
 Deno.test("leases: with GATEWAY_LEASE_MAX_CALLS=1 every call is admitted on its own", async () => {
   const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: true });
   const book = createLeaseBook(store, { ...SETTINGS, maxCalls: 1 });
-  for (let i = 0; i < 20; i++) (await book.admit(USER, CALL)).end(10);
+  for (let i = 0; i < 20; i++) done(await book.admit(USER, CALL), 10);
   assert.equal(state.requests.filter((r) => !r.ahead).length, 20);
   assert.ok(state.requests.every((r) => r.calls === 1));
   assert.equal(state.held, 0);
@@ -303,17 +327,17 @@ Deno.test("leases: with GATEWAY_LEASE_MAX_CALLS=1 every call is admitted on its 
 Deno.test("leases: at shutdown a lease goes back only once its running calls end, and never under a used id", async () => {
   const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: false });
   const book = createLeaseBook(store, SETTINGS);
-  for (let i = 0; i < 4; i++) (await book.admit(USER, CALL)).end(10); // a lease of several calls, kept
+  for (let i = 0; i < 4; i++) done(await book.admit(USER, CALL), 10); // a lease of several calls, kept
   const running = await book.admit(USER, CALL);
   const closedBefore = state.closed.length;
   book.closeAll();
   assert.equal(state.closed.length, closedBefore, "not while a call runs on it");
   assert.ok(state.held > 0);
-  running.end(10);
+  done(running, 10);
   assert.equal(state.closed.length, closedBefore + 1, "as soon as it ended, without waiting for idleMs");
   assert.equal(state.held, 0);
   // A call that still arrives gets a lease of its own, given back when it ends.
-  (await book.admit(USER, CALL)).end(10);
+  done(await book.admit(USER, CALL), 10);
   assert.equal(state.held, 0);
   assert.equal(new Set(state.closed).size, state.closed.length, "no lease id is given back twice");
   const ids = state.requests.map((r) => r.leaseId);

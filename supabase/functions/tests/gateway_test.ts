@@ -15,8 +15,10 @@ import {
   type FakeLlmScript,
   type LlmProvider,
   reportedUsage,
+  splitReply,
   startFakeLlm,
 } from "./_lib/fake-llm.ts";
+import { chargeOf, priceInForce, rateInForce, requestFee, type Tokens, tokens } from "./_lib/charges.ts";
 import { stack } from "./_lib/stack.ts";
 import { es256, hs256, unsigned, userClaims } from "./_lib/tokens.ts";
 
@@ -198,7 +200,9 @@ type UsageRow = {
   model: string;
   input_tokens: number;
   cached_input_tokens: number;
+  cache_write_tokens: number;
   output_tokens: number;
+  reasoning_tokens: number;
   cost_micro_usd: number | null;
   pricing_id: number | null;
   price_missing: boolean;
@@ -213,7 +217,8 @@ async function usageRow(requestId: string, timeoutMs = 5000): Promise<UsageRow> 
   const until = Date.now() + timeoutMs;
   while (true) {
     const rows = await sql<UsageRow[]>`
-      select user_id, provider, model, input_tokens::int, cached_input_tokens::int, output_tokens::int,
+      select user_id, provider, model, input_tokens::int, cached_input_tokens::int, cache_write_tokens::int,
+             output_tokens::int, reasoning_tokens::int,
              cost_micro_usd::float8 as cost_micro_usd, pricing_id::int as pricing_id, price_missing,
              tokens_estimated, debited_tokens::int, status, http_status
         from public.token_usage where request_id = ${requestId}`;
@@ -243,64 +248,36 @@ const ledgerFor = async (requestId: string) =>
   (await sql`select delta::int, reason from public.token_transactions where reference = ${`usage:${requestId}`}`)
     .map((r) => ({ ...r }));
 
-type Price = {
-  id: number;
-  input_micro_usd_per_mtok: string;
-  cached_input_micro_usd_per_mtok: string | null;
-  output_micro_usd_per_mtok: string;
-};
-
-/** The model_pricing row in force now. */
-async function priceInForce(provider: Gw, model: string): Promise<Price> {
-  const rows = await sql<Price[]>`
-    select id::int, input_micro_usd_per_mtok::text, cached_input_micro_usd_per_mtok::text,
-           output_micro_usd_per_mtok::text
-      from public.model_pricing
-     where provider = ${provider} and model = ${model}
-       and effective_from <= now() and (effective_to is null or effective_to > now())`;
-  assert.equal(rows.length, 1, `exactly one price in force for ${provider}/${model}`);
-  return { ...rows[0] };
-}
-
-type Tokens = { input: number; cached: number; output: number };
-
-/** ceil((uncached input × input price + cached × cached price + output × output price) / 1e6), exactly. */
-function costOf(price: Price, t: Tokens): number {
-  const inputPrice = BigInt(price.input_micro_usd_per_mtok);
-  const cachedPrice = price.cached_input_micro_usd_per_mtok === null
-    ? inputPrice
-    : BigInt(price.cached_input_micro_usd_per_mtok);
-  const total = BigInt(t.input - t.cached) * inputPrice + BigInt(t.cached) * cachedPrice +
-    BigInt(t.output) * BigInt(price.output_micro_usd_per_mtok);
-  return Number((total + 999_999n) / 1_000_000n);
-}
-
 /** What the gateway must record, from the usage object the fake reported (provider's own fields). */
 function expectedTokens(p: Gw, script: FakeLlmScript): Tokens {
   const u = reportedUsage(FAKE_NAME[p], script) as Record<string, number | undefined> & {
     prompt_tokens_details?: { cached_tokens?: number };
+    completion_tokens_details?: { reasoning_tokens?: number };
   };
   const n = (v: number | undefined) => v ?? 0;
   switch (p) {
     case "openai":
     case "perplexity":
-      return {
+      return tokens({
         input: n(u.prompt_tokens),
         cached: n(u.prompt_tokens_details?.cached_tokens),
         output: n(u.completion_tokens),
-      };
+        reasoning: n(u.completion_tokens_details?.reasoning_tokens),
+      });
     case "anthropic":
-      return {
+      return tokens({
         input: n(u.input_tokens) + n(u.cache_read_input_tokens) + n(u.cache_creation_input_tokens),
         cached: n(u.cache_read_input_tokens),
+        cacheWrite: n(u.cache_creation_input_tokens),
         output: n(u.output_tokens),
-      };
+      });
     case "google":
-      return {
+      return tokens({
         input: n(u.promptTokenCount),
         cached: n(u.cachedContentTokenCount),
         output: n(u.candidatesTokenCount) + n(u.thoughtsTokenCount),
-      };
+        reasoning: n(u.thoughtsTokenCount),
+      });
   }
 }
 
@@ -404,17 +381,26 @@ gatewayTest(
       chunks: 4,
     };
     fake.setScript(script);
+    const rate = await rateInForce(sql);
     for (const p of PROVIDERS) {
       const user = await newUser();
-      const price = await priceInForce(p, MODEL[p]);
+      const price = await priceInForce(sql, p, MODEL[p]);
+      const fee = await requestFee(sql, p, MODEL[p]);
       const expected = expectedTokens(p, script);
+      const charge = chargeOf(price, rate, expected, fee);
       for (const stream of [false, true]) {
         const what = `${p} ${stream ? "stream" : "plain"}`;
         const before = await balanceOf(user.id);
         const reply = await ask(p, user.token, "meter me", stream);
         const row = await usageRow(reply.requestId);
         assert.deepEqual(
-          { input: row.input_tokens, cached: row.cached_input_tokens, output: row.output_tokens },
+          {
+            input: row.input_tokens,
+            cached: row.cached_input_tokens,
+            cacheWrite: row.cache_write_tokens,
+            output: row.output_tokens,
+            reasoning: row.reasoning_tokens,
+          },
           expected,
           `${what}: tokens as the provider reported them`,
         );
@@ -440,18 +426,15 @@ gatewayTest(
             pricing_id: price.id,
             price_missing: false,
             tokens_estimated: false,
-            cost_micro_usd: costOf(price, expected),
-            debited_tokens: expected.input + expected.output,
+            cost_micro_usd: charge.cost,
+            debited_tokens: charge.platformTokens,
           },
           what,
         );
         const after = await balanceOf(user.id);
-        assert.equal(before.balance - after.balance, expected.input + expected.output, `${what}: debit`);
-        assert.equal(after.held, 0, `${what}: the hold is released`);
-        assert.deepEqual(await ledgerFor(reply.requestId), [{
-          delta: -(expected.input + expected.output),
-          reason: "usage",
-        }]);
+        assert.equal(before.balance - after.balance, charge.platformTokens, `${what}: debit in platform tokens`);
+        assert.equal(await heldSettles(user.id), 0, `${what}: the hold is released`);
+        assert.deepEqual(await ledgerFor(reply.requestId), [{ delta: -charge.platformTokens, reason: "usage" }]);
       }
       const [{ count }] = await sql`select count(*)::int from public.token_usage where user_id = ${user.id}`;
       assert.equal(count, 2, `${p}: one usage row per call`);
@@ -466,6 +449,10 @@ gatewayTest(
     // metering key (token_holds, token_usage, the ledger reference). A call that repeats an id must be either
     // refused before it reaches the provider, or metered like any other call — never served for free.
     fake.setScript({ inputTokens: 11, outputTokens: 7 });
+    const billed = chargeOf(await priceInForce(sql, "openai", MODEL.openai), await rateInForce(sql), tokens({
+      input: 11,
+      output: 7,
+    })).platformTokens;
     const user = await newUser();
     const other = await newUser();
     const requestId = `client-chosen-${crypto.randomUUID()}`;
@@ -480,7 +467,7 @@ gatewayTest(
         await usageRow(res.headers.get("x-request-id")!);
         const held = await heldSettles(u.id);
         const debited = before.balance - (await balanceOf(u.id)).balance;
-        assert.deepEqual({ debited, held }, { debited: 18, held: 0 }, `${what}: served, so metered`);
+        assert.deepEqual({ debited, held }, { debited: billed, held: 0 }, `${what}: served, so metered`);
       } else {
         assert.ok(
           res.status >= 400 && res.status < 500,
@@ -555,40 +542,26 @@ gatewayTest(
 // -------------------------------------------------------------------------------- 4. unpriced model
 
 gatewayTest(
-  "gateway: a model without a price is recorded with cost null and price_missing (never 0) and alerts operators",
+  "gateway: a model without a price is refused with a 400 naming it, and never reaches the provider",
   async (fake) => {
     const model = `gpt-unpriced-test-${crypto.randomUUID().slice(0, 8)}`;
     unpricedModels.push(model);
     const [{ count: prices }] =
       await sql`select count(*)::int from public.model_pricing where model = ${model}`;
     assert.equal(prices, 0);
-    fake.setScript({ inputTokens: 40, outputTokens: 9 });
     const user = await newUser();
-    const seen = new Seen();
-    const completion = await openaiClient(user.token, seen).chat.completions.create({
-      model,
-      messages: [{ role: "user", content: "who prices me?" }],
-    });
-    assert.equal(completion.choices[0].message.content, "echo: who prices me?");
-    const row = await usageRow(seen.last);
-    assert.deepEqual(
-      {
-        status: row.status,
-        model: row.model,
-        input: row.input_tokens,
-        output: row.output_tokens,
-        cost: row.cost_micro_usd,
-        price_missing: row.price_missing,
-        pricing_id: row.pricing_id,
-      },
-      { status: "ok", model, input: 40, output: 9, cost: null, price_missing: true, pricing_id: null },
+    const before = await balanceOf(user.id);
+    const calls = fake.calls.length;
+    const err = await thrown(() =>
+      openaiClient(user.token, new Seen()).chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "who prices me?" }],
+      })
     );
-    const alerts = await sql`select kind, details from private.admin_alerts
-                              where kind = 'unpriced_model' and details ->> 'model' = ${model}`;
-    assert.deepEqual(alerts.map((a) => ({ ...a })), [{
-      kind: "unpriced_model",
-      details: { provider: "openai", model },
-    }]);
+    assert.equal(sdkStatus(err), 400);
+    assert.match((err as Error).message, new RegExp(`${model}.*no price`));
+    assert.equal(fake.calls.length, calls, "never forwarded");
+    assert.deepEqual(await balanceOf(user.id), { ...before, held: 0 });
   },
 );
 
@@ -945,7 +918,7 @@ gatewayTest(
         post(RAW[p].url, { headers: jsonHeaders(user.token), body: JSON.stringify(RAW[p].body) })
       ),
     );
-    let billed = 0;
+    let billed = 0; // platform tokens
     for (const [i, res] of results.entries()) {
       const p = PROVIDERS[i];
       assert.equal(res.status, 504, `${p}: ${res.text}`);
@@ -956,7 +929,8 @@ gatewayTest(
       const row = await usageRow(requestId);
       assert.deepEqual([row.status, row.output_tokens, row.tokens_estimated], ["timeout", 0, true], p);
       assert.ok(Number(row.input_tokens) > 0, `${p}: the input estimate is billed`);
-      billed += Number(row.input_tokens);
+      assert.ok(row.debited_tokens > 0, `${p}: billed in platform tokens`);
+      billed += row.debited_tokens;
       assert.equal((await ledgerFor(requestId)).length, 1, `${p}: one debit`);
     }
     assert.equal(fake.calls.length, 4);
@@ -1008,13 +982,13 @@ gatewayTest(
     assert.equal(row.status, "cancelled");
     assert.equal(row.tokens_estimated, true);
     assert.ok(row.input_tokens > 0, `estimated input: ${row.input_tokens}`);
-    assert.ok(row.output_tokens >= 1, `estimated output: ${row.output_tokens}`);
-    assert.ok(row.output_tokens <= Math.ceil(openaiCall.reply.length / 4), `output ${row.output_tokens}`);
+    // At least what reached the client (about 3 bytes a token), at most what the provider sent.
+    const bytes = (text: string) => new TextEncoder().encode(text).byteLength;
+    const sentText = splitReply(openaiCall.reply, chunks).slice(0, openaiCall.chunksSent).join("");
+    assert.ok(row.output_tokens >= Math.ceil(bytes(received) / 3), `estimated output: ${row.output_tokens}`);
+    assert.ok(row.output_tokens <= Math.ceil(bytes(sentText) / 3), `output ${row.output_tokens}`);
     assert.equal(await heldSettles(user.id), 0, "the hold is released");
-    assert.deepEqual(await ledgerFor(seen.last), [{
-      delta: -(row.input_tokens + row.output_tokens),
-      reason: "usage",
-    }]);
+    assert.deepEqual(await ledgerFor(seen.last), [{ delta: -row.debited_tokens, reason: "usage" }]);
 
     // Anthropic: message_start carries the input and the output so far.
     const user2 = await newUser();
@@ -1044,13 +1018,13 @@ gatewayTest(
     assert.equal(await settledWithin(anthropicCall, 5000), "aborted", "the upstream request was aborted");
     assert.ok(anthropicCall.chunksSent < chunks, "the provider stopped early");
     const row2 = await usageRow(seen2.last);
-    const start = reportedUsage("anthropic", { inputTokens: 50, outputTokens: 1 });
-    assert.deepEqual(
-      [row2.status, row2.tokens_estimated, row2.input_tokens, row2.output_tokens],
-      ["cancelled", false, 50, start.output_tokens],
-    );
+    // message_start's output_tokens is a placeholder (1): a cut-off stream is billed what was delivered.
+    const sent2 = splitReply(anthropicCall.reply, chunks).slice(0, anthropicCall.chunksSent).join("");
+    assert.deepEqual([row2.status, row2.tokens_estimated, row2.input_tokens], ["cancelled", true, 50]);
+    assert.ok(row2.output_tokens > 1, `more than message_start's placeholder: ${row2.output_tokens}`);
+    assert.ok(row2.output_tokens <= Math.max(1, Math.ceil(bytes(sent2) / 3)), `output ${row2.output_tokens}`);
     assert.equal(await heldSettles(user2.id), 0, "the hold is released");
-    assert.deepEqual(await ledgerFor(seen2.last), [{ delta: -(50 + 1), reason: "usage" }]);
+    assert.deepEqual(await ledgerFor(seen2.last), [{ delta: -row2.debited_tokens, reason: "usage" }]);
   },
 );
 

@@ -4,8 +4,18 @@ import type { z } from "../validation.ts";
 
 export type Provider = "openai" | "anthropic" | "google" | "perplexity";
 
-/** Token counts as the provider reported them, normalised: input includes cached input. */
-export type Usage = { inputTokens: number; cachedInputTokens: number; outputTokens: number };
+/**
+ * Token counts as the provider reported them, normalised: input includes cached input and cache writes,
+ * output includes reasoning. `estimated` when a count had to be mended (not a whole non-negative number).
+ */
+export type Usage = {
+  inputTokens: number;
+  cachedInputTokens: number;
+  cacheWriteTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  estimated: boolean;
+};
 
 /** One server-sent event as it arrived: its raw text (re-sent unchanged) and its parsed fields. */
 export type SseEvent = { raw: string; event?: string; data: string };
@@ -25,6 +35,13 @@ export type Described = {
   requestedMaxOutput: number | null;
   /** How many answers the call asks for (OpenAI `n`, Gemini `candidateCount`): each may use the max output. */
   choices: number;
+  /**
+   * The input holds something the gateway cannot measure before the call (a remote image or file, a file id):
+   * the call is then held as the plan's max input, and billed what the provider reports.
+   */
+  inputUnbounded: boolean;
+  /** Perplexity's web search context size (its per-request fee depends on it). */
+  searchContextSize?: "low" | "medium" | "high";
 };
 
 /** Reads usage out of a stream as it passes, and decides which events the client sees. */
@@ -33,8 +50,8 @@ export interface StreamMeter {
   onEvent(event: SseEvent): SseEvent | null;
   /** Usage reported so far (null if the provider has reported none). */
   usage(): Usage | null;
-  /** Characters of generated text seen so far (to estimate output when a stream is cut before usage). */
-  outputChars(): number;
+  /** UTF-8 bytes of generated text forwarded so far (what a cut-off call is billed by at least). */
+  outputBytes(): number;
 }
 
 export interface ProviderAdapter<Body = Record<string, unknown>> {
@@ -46,7 +63,7 @@ export interface ProviderAdapter<Body = Record<string, unknown>> {
   readonly keyEnv: string;
   readonly baseUrlEnv: string;
   readonly defaultBaseUrl: string;
-  /** The request body schema (unknown fields the provider accepts pass through). */
+  /** The request body schema: an allow-list of the fields the provider accepts and we can bill (strict). */
   readonly schema: z.ZodType<Body>;
   /** Maps the path after /<function-name> to the upstream call; null → 404. */
   route(path: string, search: URLSearchParams): Route | null;
@@ -59,7 +76,64 @@ export interface ProviderAdapter<Body = Record<string, unknown>> {
   /** Headers for the upstream call: its own auth with the server's key, plus what it passes on from the client. */
   upstreamHeaders(key: string, req: Request): Record<string, string>;
   usageFromJson(json: unknown): Usage | null;
+  /** The generated text of a non-streamed answer (what it is billed by when it reports no usage). */
+  outputTextOf(json: unknown): string;
   createStreamMeter(clientWantsUsage: boolean): StreamMeter;
   /** The provider's request id header, if it sends one. */
   readonly requestIdHeader?: string;
 }
+
+/** No single call uses more tokens than this in any field; a reported count beyond it is clamped (and flagged). */
+export const MAX_REPORTED_TOKENS = 100_000_000;
+
+/**
+ * A provider's token count, normalised at the edge: a whole non-negative number passes as it is; a fraction is
+ * rounded up, a numeric string read, a negative number taken as 0, a huge one clamped to MAX_REPORTED_TOKENS —
+ * each flagged `mended`; anything else (missing, null, NaN, an object) is 0 and flagged only if it was present.
+ */
+export function tokenCount(value: unknown): { n: number; mended: boolean } {
+  if (value === undefined || value === null) return { n: 0, mended: false };
+  const number = typeof value === "number"
+    ? value
+    : typeof value === "string" && value.trim() !== ""
+    ? Number(value)
+    : NaN;
+  if (!Number.isFinite(number)) return { n: 0, mended: true };
+  const n = Math.min(Math.max(Math.ceil(number), 0), MAX_REPORTED_TOKENS);
+  return { n, mended: typeof value !== "number" || n !== number };
+}
+
+/** Builds a Usage from raw counts, mending each (see tokenCount) and keeping the parts within their wholes. */
+export function usageOf(counts: {
+  input: unknown;
+  cached?: unknown;
+  cacheWrite?: unknown;
+  output: unknown;
+  reasoning?: unknown;
+  /** Added to input (Anthropic counts cache reads and writes apart from input_tokens). */
+  inputParts?: unknown[];
+  /** Added to output (Gemini counts thoughts apart from candidates). */
+  outputParts?: unknown[];
+}): Usage {
+  const all = [counts.input, counts.cached, counts.cacheWrite, counts.output, counts.reasoning];
+  const parsed = all.map(tokenCount);
+  const inputExtra = (counts.inputParts ?? []).map(tokenCount);
+  const outputExtra = (counts.outputParts ?? []).map(tokenCount);
+  const [input, cached, cacheWrite, output, reasoning] = parsed.map((p) => p.n);
+  const inputTokens = Math.min(input + inputExtra.reduce((s, p) => s + p.n, 0), MAX_REPORTED_TOKENS);
+  const outputTokens = Math.min(output + outputExtra.reduce((s, p) => s + p.n, 0), MAX_REPORTED_TOKENS);
+  const cachedInputTokens = Math.min(cached, inputTokens);
+  return {
+    inputTokens,
+    cachedInputTokens,
+    cacheWriteTokens: Math.min(cacheWrite, inputTokens - cachedInputTokens),
+    outputTokens,
+    reasoningTokens: Math.min(reasoning, outputTokens),
+    estimated: [...parsed, ...inputExtra, ...outputExtra].some((p) => p.mended),
+  };
+}
+
+/** Tokens a text (or body) of this many UTF-8 bytes is billed at least: about 3 bytes a token, rounded up. */
+export const tokensForBytes = (bytes: number) => Math.ceil(Math.max(bytes, 0) / 3);
+
+export const utf8Bytes = (text: string) => new TextEncoder().encode(text).byteLength;

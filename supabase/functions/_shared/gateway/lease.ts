@@ -12,21 +12,35 @@
 // unreserved balance beyond the call that asked (gateway_lease), so a user with a small plan or balance is
 // admitted call by call, exactly as without leases.
 //
-// What may be stale, and for how long: the plan (limits, models) is re-read at least every PLAN_TTL_MS (in
-// the background after half of it). Limiter headroom belongs to the current fixed window and ends with it.
+// What may be stale, and for how long: the plan (limits, models) and the prices of the models called are re-read
+// at least every PLAN_TTL_MS (1 s; in the background after half of it), so a user deleted or moved to a smaller
+// plan is served at most that long from an instance's memory (a background read that finds the user gone
+// forgets them at once). Limiter headroom belongs to the current fixed window and ends with it.
 // A lease is given back (gateway_release, in the settlement batches) when its last call ends if it held one
 // call, else after IDLE_MS without calls, and when the instance shuts down; one left by an instance that died
 // expires with its hold (the call timeout + 2 min) and the hold sweep releases it.
 import { HttpError } from "../errors.ts";
-import { rateLimited, type RateLimitResult } from "../ratelimit.ts";
+import { namedRateLimitHeaders, rateLimited, type RateLimitResult } from "../ratelimit.ts";
 
 /** The plan as the last lease call read it. */
 export type PlanInfo = {
   plan: string;
   allowedModels: string[];
   maxOutput: number;
+  maxInput: number;
   rpm: number;
   tpm: number;
+};
+
+/** A model's prices and the platform rate as the last lease call read them (micro-dollars per million tokens). */
+export type PriceInfo = {
+  input: number;
+  cacheWrite: number | null;
+  output: number;
+  reasoning: number | null;
+  rate: number;
+  requestFee: number;
+  at: number;
 };
 
 /** What a call asks for, as the proxy describes it before admission. */
@@ -35,6 +49,8 @@ export type CallShape = {
   inputEstimate: number;
   requestedOutput: number | null;
   choices: number;
+  inputUnbounded: boolean;
+  searchContextSize: string | null;
 };
 
 /** The arguments of private.gateway_lease. */
@@ -46,6 +62,8 @@ export type LeaseRequest = {
   inputEstimate: number;
   requestedOutput: number | null;
   choices: number;
+  inputUnbounded: boolean;
+  searchContextSize: string | null;
   calls: number;
   haveTokens: number;
   haveRequests: number;
@@ -56,11 +74,19 @@ export type LeaseRequest = {
 
 /** The row private.gateway_lease returns. */
 export type LeaseReply = {
-  outcome: "ok" | "unauthorized" | "forbidden" | "rate_limited" | "payment_required";
+  outcome: "ok" | "unauthorized" | "forbidden" | "unpriced" | "rate_limited" | "payment_required";
   message: string | null;
   plan: string | null;
   allowed_models: string[] | null;
   plan_max_output: number | null;
+  plan_max_input: number | null;
+  pricing_id: string | number | null;
+  input_micro_usd_per_mtok: string | number | null;
+  cache_write_micro_usd_per_mtok: string | number | null;
+  output_micro_usd_per_mtok: string | number | null;
+  reasoning_micro_usd_per_mtok: string | number | null;
+  rate_micro_usd_per_mtok: string | number | null;
+  request_fee_micro_usd: string | number | null;
   requests_per_minute: number | null;
   tokens_per_minute: number | null;
   granted_tokens: string | number | null;
@@ -94,7 +120,7 @@ export type LeaseSettings = {
 };
 
 export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, "holdSeconds"> = {
-  planTtlMs: 2_000,
+  planTtlMs: 1_000,
   idleMs: 1_000,
   growWindowMs: 1_000,
   maxCalls: 512,
@@ -106,9 +132,17 @@ export type Ticket = {
   admittedAt: Date;
   /** The call's max output tokens, capped by the plan. */
   maxOutput: number;
+  /** The most the call can cost, in platform tokens (what it holds of the lease). */
   hold: number;
   limitHeaders: Record<string, string>;
-  end(usedTokens: number): void;
+  /** Called once when the call is over: its hold, the most it can have cost, comes off the lease. */
+  end(): void;
+  /**
+   * Called when the settlement says what the call did cost (platform tokens) and the user's balance after it: the
+   * lease gets back what the hold did not need, or gives up an overrun; a balance at or below zero ends
+   * admission from memory (the next call renews, and is refused).
+   */
+  settled(costTokens: number, balance: number): void;
 };
 
 const WINDOW_SECONDS = 60;
@@ -161,6 +195,8 @@ const STORE_COUNT_TTL_MS = 1_000;
 type UserState = {
   plan: PlanInfo | null;
   planAt: number;
+  /** Prices by model and search context size (`model|size`). */
+  prices: Map<string, PriceInfo>;
   refreshing: boolean;
   lease: Lease;
   headroom: Headroom;
@@ -178,6 +214,8 @@ function refusal(reply: LeaseReply): HttpError {
       return new HttpError("unauthorized", "Unknown user", { "www-authenticate": "Bearer" });
     case "forbidden":
       return new HttpError("forbidden", message);
+    case "unpriced":
+      return new HttpError("invalid_request", message);
     case "payment_required":
       return new HttpError("payment_required", message);
     default:
@@ -187,8 +225,36 @@ function refusal(reply: LeaseReply): HttpError {
         remaining: 0,
         resetAt: reply.limit_reset_at?.getTime() ?? Date.now() + WINDOW_SECONDS * 1000,
         backend: "postgres",
-      });
+      }, /tokens/i.test(reply.message ?? "") ? "tokens" : "requests");
   }
+}
+
+/** The call's output cap: what it asks for, at most the plan's. */
+export const maxOutputOf = (plan: PlanInfo, call: CallShape) =>
+  Math.min(call.requestedOutput || plan.maxOutput, plan.maxOutput);
+
+/** The input a call is held for: its estimate, or the plan's max input when it cannot be measured. */
+const inputOf = (plan: PlanInfo, call: CallShape) =>
+  call.inputUnbounded ? Math.max(call.inputEstimate, plan.maxInput) : Math.max(call.inputEstimate, 0);
+
+/** The raw tokens a call can use (what the tokens-per-minute limit counts). */
+export const callTokens = (plan: PlanInfo, call: CallShape) =>
+  inputOf(plan, call) + maxOutputOf(plan, call) * Math.max(call.choices, 1);
+
+/**
+ * The most a call can cost, in platform tokens: SQL's private._hold_tokens, computed here for calls admitted from
+ * memory (exact integers; a table-driven test holds the two together): the input at the dearer of the input and
+ * cache-write prices, every choice's max output at the dearer of the output and reasoning prices, the request
+ * fee, all divided by the rate and rounded up.
+ */
+export function holdTokens(plan: PlanInfo, price: Omit<PriceInfo, "at">, call: CallShape): number {
+  const inputPrice = BigInt(Math.max(price.input, price.cacheWrite ?? price.input));
+  const outputPrice = BigInt(Math.max(price.output, price.reasoning ?? price.output));
+  const numerator = BigInt(inputOf(plan, call)) * inputPrice +
+    BigInt(maxOutputOf(plan, call)) * BigInt(Math.max(call.choices, 1)) * outputPrice +
+    BigInt(price.requestFee) * 1_000_000n;
+  const rate = BigInt(price.rate);
+  return Number((numerator + rate - 1n) / rate);
 }
 
 export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
@@ -205,6 +271,7 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       u = {
         plan: null,
         planAt: 0,
+        prices: new Map(),
         refreshing: false,
         lease: new Lease(instance, userId, ++leaseSeq),
         headroom: { ...EMPTY_HEADROOM },
@@ -228,8 +295,12 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
 
   const allows = (plan: PlanInfo, model: string) =>
     plan.allowedModels.length === 0 || plan.allowedModels.includes(model);
-  const holdOf = (plan: PlanInfo, call: CallShape) =>
-    call.inputEstimate + Math.min(call.requestedOutput || plan.maxOutput, plan.maxOutput) * call.choices;
+  const priceKey = (call: CallShape) => `${call.model}|${call.searchContextSize ?? ""}`;
+  /** The model's prices, if read within the plan's TTL. */
+  const priceOf = (u: UserState, call: CallShape, now: number) => {
+    const price = u.prices.get(priceKey(call));
+    return price && now - price.at < settings.planTtlMs ? price : null;
+  };
 
   /** The headroom of the current window (a past window's is gone). */
   function headroom(u: UserState, now: number): Headroom {
@@ -238,27 +309,48 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   }
 
   /** How many calls' worth to ask for: grown for a user who keeps coming back, within the plan's limits. */
-  function callsToLease(u: UserState, plan: PlanInfo | null, hold: number): number {
+  function callsToLease(u: UserState, plan: PlanInfo | null, tokens: number): number {
     if (!plan) return 1;
     const byRequests = Math.max(1, Math.floor(plan.rpm / 8));
-    const byTokens = Math.max(1, Math.floor(plan.tpm / 8 / Math.max(hold, 1)));
+    const byTokens = Math.max(1, Math.floor(plan.tpm / 8 / Math.max(tokens, 1)));
     return Math.max(1, Math.min(u.calls, byRequests, byTokens));
   }
 
-  function rememberPlan(u: UserState, reply: LeaseReply) {
+  function rememberPlan(u: UserState, reply: LeaseReply, call: CallShape | null) {
+    if (reply.outcome === "unauthorized") {
+      // The user is gone: nothing of theirs is admitted from memory any more.
+      u.plan = null;
+      u.prices.clear();
+      return;
+    }
     if (reply.plan === null) return;
     u.plan = {
       plan: reply.plan,
       allowedModels: reply.allowed_models ?? [],
       maxOutput: reply.plan_max_output!,
+      maxInput: reply.plan_max_input!,
       rpm: reply.requests_per_minute!,
       tpm: reply.tokens_per_minute!,
     };
     u.planAt = Date.now();
+    if (call && reply.pricing_id !== null && reply.rate_micro_usd_per_mtok !== null) {
+      const optional = (v: string | number | null) => (v === null ? null : Number(v));
+      u.prices.set(priceKey(call), {
+        input: n(reply.input_micro_usd_per_mtok),
+        cacheWrite: optional(reply.cache_write_micro_usd_per_mtok),
+        output: n(reply.output_micro_usd_per_mtok),
+        reasoning: optional(reply.reasoning_micro_usd_per_mtok),
+        rate: n(reply.rate_micro_usd_per_mtok),
+        requestFee: n(reply.request_fee_micro_usd),
+        at: Date.now(),
+      });
+    } else if (call && reply.outcome === "unpriced") {
+      u.prices.delete(priceKey(call));
+    }
   }
 
-  function applyLease(u: UserState, lease: Lease, reply: LeaseReply) {
-    rememberPlan(u, reply);
+  function applyLease(u: UserState, lease: Lease, reply: LeaseReply, call: CallShape | null) {
+    rememberPlan(u, reply, call);
     lease.budget += n(reply.granted_tokens);
     if (!store.take && reply.limit_reset_at) {
       const reset = reply.limit_reset_at.getTime();
@@ -283,6 +375,8 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
       inputEstimate: call?.inputEstimate ?? 0,
       requestedOutput: call?.requestedOutput ?? null,
       choices: call?.choices ?? 1,
+      inputUnbounded: call?.inputUnbounded ?? false,
+      searchContextSize: call?.searchContextSize ?? null,
       calls,
       haveTokens: Math.max(0, lease.budget - lease.reserved),
       haveRequests: store.take ? 0 : h.requests,
@@ -292,11 +386,17 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     };
   }
 
-  /** Takes requests and tokens from Upstash for `calls` calls of `hold` tokens; throws the 429 if refused. */
-  async function takeFromUpstash(u: UserState, userId: string, plan: PlanInfo, hold: number, calls: number) {
+  /** Takes requests and tokens from Upstash for `calls` calls of `tokens` tokens; throws the 429 if refused. */
+  async function takeFromUpstash(
+    u: UserState,
+    userId: string,
+    plan: PlanInfo,
+    tokens: number,
+    calls: number,
+  ) {
     const take = store.take!;
     let h = headroom(u, Date.now());
-    const rateHold = Math.min(hold, plan.tpm);
+    const rateHold = Math.min(tokens, plan.tpm);
     // Never ask for more than half of what the window had left at a recent look (Upstash counts a refused take
     // in full, which would refuse this user's next calls too); a window not seen lately: this call only.
     const upTo = (need: number, want: number, left: number | null) =>
@@ -306,7 +406,7 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     /** Takes `cost` from one window; the headroom (of the window Upstash answered for) grows by it. */
     const takeWindow = async (window: "rpm" | "tpm", cost: number) => {
       const r = await take(`gw:${window}:${userId}`, window === "rpm" ? plan.rpm : plan.tpm, cost);
-      if (!r.allowed) throw rateLimited(r);
+      if (!r.allowed) throw rateLimited(r, window === "rpm" ? "requests" : "tokens");
       const now = headroom(u, Date.now());
       now.windowEnd = r.resetAt;
       if (window === "rpm") {
@@ -337,21 +437,23 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     const fresh = u.plan !== null && now - u.planAt < settings.planTtlMs && allows(u.plan, call.model)
       ? u.plan
       : null;
-    const calls = callsToLease(u, fresh, fresh ? holdOf(fresh, call) : 0);
+    const price = fresh ? priceOf(u, call, now) : null;
+    const calls = callsToLease(u, fresh, fresh ? callTokens(fresh, call) : 0);
     const userId = lease.userId;
     const work = (async () => {
-      if (fresh && store.take) {
+      if (fresh && price && store.take) {
         // Limits first: a call the limiter refuses never holds tokens.
-        const hold = holdOf(fresh, call);
-        await takeFromUpstash(u, userId, fresh, hold, calls);
-        if (lease.budget - lease.reserved >= hold) return;
+        await takeFromUpstash(u, userId, fresh, callTokens(fresh, call), calls);
+        if (lease.budget - lease.reserved >= holdTokens(fresh, price, call)) return;
       }
       lease.granted = true; // from now on the database may hold tokens under this id (even if the reply is lost)
       const reply = await store.lease(leaseRequest(u, lease, call, calls));
-      applyLease(u, lease, reply);
+      applyLease(u, lease, reply, call);
       lease.calls = calls;
       if (reply.outcome !== "ok") throw refusal(reply);
-      if (store.take && !fresh) await takeFromUpstash(u, userId, u.plan!, holdOf(u.plan!, call), 1);
+      if (store.take && !(fresh && price)) {
+        await takeFromUpstash(u, userId, u.plan!, callTokens(u.plan!, call), 1);
+      }
     })();
     lease.renewing = work;
     try {
@@ -371,8 +473,8 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     lease.active++;
     lease.granted = true;
     const topUp = low ? lease.calls : 0;
-    store.lease({ ...leaseRequest(u, lease, { ...call }, topUp), model: null, ahead: true })
-      .then((reply) => applyLease(u, lease, reply))
+    store.lease({ ...leaseRequest(u, lease, { ...call }, topUp), ahead: true })
+      .then((reply) => applyLease(u, lease, reply, call))
       .catch(() => {/* the next call that needs it renews in the foreground */})
       .finally(() => {
         u.refreshing = false;
@@ -398,13 +500,21 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
     else lease.idleTimer = setTimeout(() => close(u, lease), settings.idleMs);
   }
 
+  /** Both limits a call answers to, each named (X-RateLimit-*-Requests, X-RateLimit-*-Tokens). */
   function limitHeaders(u: UserState, plan: PlanInfo): Record<string, string> {
     const h = u.headroom;
-    const remaining = Math.max(0, (h.storeRequests ?? 0) + h.requests);
+    const resetAt = h.windowEnd || Date.now() + WINDOW_SECONDS * 1000;
     return {
-      "x-ratelimit-limit": String(plan.rpm),
-      "x-ratelimit-remaining": String(remaining),
-      "x-ratelimit-reset": String(Math.max(0, Math.ceil((h.windowEnd - Date.now()) / 1000))),
+      ...namedRateLimitHeaders("requests", {
+        limit: plan.rpm,
+        remaining: (h.storeRequests ?? 0) + h.requests,
+        resetAt,
+      }),
+      ...namedRateLimitHeaders("tokens", {
+        limit: plan.tpm,
+        remaining: (h.storeTokens ?? 0) + h.tokens,
+        resetAt,
+      }),
     };
   }
 
@@ -424,10 +534,11 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
           }
           const now = Date.now();
           const plan = u.plan !== null && now - u.planAt < settings.planTtlMs ? u.plan : null;
-          if (plan && allows(plan, call.model)) {
-            const hold = holdOf(plan, call);
+          const price = plan && allows(plan, call.model) ? priceOf(u, call, now) : null;
+          if (plan && price) {
+            const hold = holdTokens(plan, price, call);
             const h = headroom(u, now);
-            const rateHold = Math.min(hold, plan.tpm);
+            const rateHold = Math.min(callTokens(plan, call), plan.tpm);
             if (h.requests >= 1 && h.tokens >= rateHold && lease.budget - lease.reserved >= hold) {
               h.requests -= 1;
               h.tokens -= rateHold;
@@ -439,15 +550,21 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
               return {
                 leaseId: lease.id,
                 admittedAt: new Date(now),
-                maxOutput: Math.min(call.requestedOutput || plan.maxOutput, plan.maxOutput),
+                maxOutput: maxOutputOf(plan, call),
                 hold,
                 limitHeaders: limitHeaders(u, plan),
-                end(used: number) {
+                end() {
                   if (ended) return;
                   ended = true;
                   lease.reserved -= hold;
-                  lease.budget = Math.max(0, lease.budget - Math.max(0, used));
+                  lease.budget -= hold;
                   release(u, lease);
+                },
+                settled(cost: number, balance: number) {
+                  if (lease.closed) return;
+                  // As the database's lease row: what was leased minus what settled calls cost, never below zero.
+                  lease.budget = Math.max(0, lease.budget + hold - Math.max(0, cost));
+                  if (balance <= 0) lease.budget = 0;
                 },
               };
             }

@@ -7,13 +7,20 @@
 import { API_KEY_TOKEN_HEADERS, bearerOrApiKey, verifyUserTokenCached } from "../auth.ts";
 import { db } from "../db.ts";
 import { optionalEnv } from "../env.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError, toHttpError } from "../errors.ts";
 import { type RequestContext, withHttp } from "../http.ts";
 import type { Logger } from "../log.ts";
 import { limit } from "../ratelimit.ts";
 import { redis } from "../redis.ts";
 import { parseWith, readRawBody, requireJson } from "../validation.ts";
-import type { ProviderAdapter, Route, StreamMeter, Usage } from "./adapter.ts";
+import {
+  type ProviderAdapter,
+  type Route,
+  type StreamMeter,
+  tokensForBytes,
+  type Usage,
+  utf8Bytes,
+} from "./adapter.ts";
 import { encodeEvent, SseSplitter } from "./sse.ts";
 import {
   createLeaseBook,
@@ -24,6 +31,7 @@ import {
   type Ticket,
 } from "./lease.ts";
 import { background, closeLease, flushSettlements, recordUsage, type UsageRecord } from "./usage.ts";
+import { Timeout, withTimeout } from "../deadline.ts";
 
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -63,8 +71,11 @@ export function gatewayOptionsFromEnv(): GatewayOptions {
   };
 }
 
-/** Rough upper bound of a request's input tokens (about 4 characters a token; a third to be safe). */
-export const estimateInputTokens = (bodyBytes: number) => Math.ceil(bodyBytes / 3);
+/** Rough upper bound of a request's input tokens, from its body's UTF-8 bytes (see tokensForBytes). */
+export const estimateInputTokens = (bodyBytes: number) => tokensForBytes(bodyBytes);
+
+/** How long admission may wait for a lease renewal (SQL, and Upstash) before answering 503. */
+export const ADMISSION_DEADLINE_MS = 3_000;
 
 /** Leases kept in the database (private.gateway_lease); the limits in Upstash when it is configured. */
 export function leaseStore(
@@ -74,16 +85,30 @@ export function leaseStore(
 ): LeaseStore {
   return {
     async lease(r) {
-      const [row] = await db()<LeaseReply[]>`
-        select outcome, message, plan, allowed_models, plan_max_output, requests_per_minute, tokens_per_minute,
-               granted_tokens, granted_requests, granted_rate_tokens, requests_remaining, rate_tokens_remaining,
-               limit_value, limit_reset_at
+      // Fails fast when the database does not answer (503), instead of queueing in the driver for the outage.
+      const [row] = await withTimeout(
+        db()<LeaseReply[]>`
+        select outcome, message, plan, allowed_models, plan_max_output, plan_max_input, requests_per_minute,
+               tokens_per_minute, granted_tokens, granted_requests, granted_rate_tokens, requests_remaining,
+               rate_tokens_remaining, limit_value, limit_reset_at, pricing_id, input_micro_usd_per_mtok,
+               cache_write_micro_usd_per_mtok, output_micro_usd_per_mtok, reasoning_micro_usd_per_mtok,
+               rate_micro_usd_per_mtok, request_fee_micro_usd
           from private.gateway_lease(
             p_user_id => ${r.userId}, p_provider => ${adapter.provider}, p_lease_id => ${r.leaseId},
             p_model => ${r.model}, p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},
             p_choices => ${r.choices}, p_calls => ${r.calls}, p_have_tokens => ${r.haveTokens},
             p_have_requests => ${r.haveRequests}, p_have_rate_tokens => ${r.haveRateTokens}, p_ahead => ${r.ahead},
-            p_check_limits => ${r.checkLimits}, p_hold_seconds => ${holdSeconds})`;
+            p_check_limits => ${r.checkLimits}, p_hold_seconds => ${holdSeconds},
+            p_input_unbounded => ${r.inputUnbounded}, p_search_context_size => ${r.searchContextSize})`,
+        ADMISSION_DEADLINE_MS,
+        "admission",
+      ).catch((e) => {
+        throw e instanceof HttpError
+          ? e
+          : toHttpError(e).status >= 500 || e instanceof Timeout
+          ? new HttpError("service_unavailable", "The gateway cannot reach its database; try again shortly")
+          : e;
+      });
       return row;
     },
     take: options.upstashLimits
@@ -141,34 +166,80 @@ type CallState = {
   requestId: string;
   userId: string;
   model: string;
+  searchContextSize: string | null;
   started: number;
   inputEstimate: number;
   upstreamRequestId: string | null;
   ticket: Ticket;
 };
 
+/** What the provider is known to have done, to bill a call by. */
+type Billed =
+  /** It read nothing (unreachable) or refused the call: nothing is billed. */
+  | { kind: "nothing" }
+  /** It answered in full: what it reported, or, without a usage report, the estimate from the answer. */
+  | { kind: "answered"; usage: Usage | null; outputBytes: number }
+  /** It was cut off (timeout, client gone, upstream failed, shutdown): at least what was delivered. */
+  | { kind: "cut_off"; usage: Usage | null; outputBytes: number };
+
+/**
+ * The usage record of a call. A cut-off call, or one whose provider reported no usage, is billed the larger of
+ * what the provider reported and what was delivered (the input estimate; the generated text forwarded, at
+ * about 3 bytes a token), and flagged as estimated.
+ */
 function usageRecord(
   adapter: ProviderAdapter,
   call: CallState,
-  usage: Usage | null,
+  billed: Billed,
   status: UsageRecord["status"],
   httpStatus: number | null,
-  estimate?: { outputChars: number },
 ): UsageRecord {
-  const estimated = usage === null && estimate !== undefined;
+  const none: Usage = {
+    inputTokens: 0,
+    cachedInputTokens: 0,
+    cacheWriteTokens: 0,
+    outputTokens: 0,
+    reasoningTokens: 0,
+    estimated: false,
+  };
+  let usage = none;
+  if (billed.kind !== "nothing") {
+    const reported = billed.usage;
+    const estimate = billed.kind === "cut_off" || reported === null;
+    usage = reported ?? none;
+    if (estimate) {
+      const input = Math.max(
+        usage.inputTokens,
+        reported && reported.inputTokens > 0 ? 0 : call.inputEstimate,
+      );
+      const output = Math.max(usage.outputTokens, tokensForBytes(billed.outputBytes));
+      usage = {
+        ...usage,
+        inputTokens: input,
+        outputTokens: output,
+        estimated: usage.estimated || input > usage.inputTokens || output > usage.outputTokens ||
+          reported === null,
+      };
+    }
+  }
   return {
     request_id: call.requestId,
     user_id: call.userId,
     provider: adapter.provider,
     model: call.model,
-    input_tokens: usage?.inputTokens ?? (estimated ? call.inputEstimate : 0),
-    cached_input_tokens: usage?.cachedInputTokens ?? 0,
-    output_tokens: usage?.outputTokens ?? (estimated ? Math.ceil(estimate!.outputChars / 4) : 0),
+    input_tokens: usage.inputTokens,
+    cached_input_tokens: usage.cachedInputTokens,
+    cache_write_tokens: usage.cacheWriteTokens,
+    output_tokens: usage.outputTokens,
+    reasoning_tokens: usage.reasoningTokens,
+    // The request fee is billed only for a call the provider served (one that refused or was never reached
+    // searched nothing).
+    search_context_size: billed.kind === "nothing" ? null : call.searchContextSize,
     status,
     http_status: httpStatus,
     latency_ms: Math.round(performance.now() - call.started),
     upstream_request_id: call.upstreamRequestId,
-    tokens_estimated: estimated,
+    tokens_estimated: usage.estimated,
     lease_id: call.ticket.leaseId,
     admitted_at: call.ticket.admittedAt.toISOString(),
   };
@@ -231,6 +302,12 @@ function meteredStream(
   });
 }
 
+/**
+ * The calls in flight in this instance: at shutdown each is cut off (its upstream aborted) and settled with
+ * what it delivered before the process exits.
+ */
+type InFlight = { abort(): void; settled: Promise<void> };
+
 export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayOptions) {
   // A lease's hold outlives the calls it admits; only an instance that died leaves it to the sweep.
   const holdSeconds = Math.ceil(options.totalTimeoutMs / 1000) + 120;
@@ -239,10 +316,23 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
     ...options.leases,
     holdSeconds,
   });
-  // Shutting down (the edge runtime's beforeunload): what is leased goes back with the last settlements.
+  const inFlight = new Set<InFlight>();
+  let shuttingDown = false;
+  // Shutting down (the edge runtime's beforeunload; the local worker dispatches it on SIGTERM and allows 3 s): no
+  // new call is admitted, every call in flight is cut off now and settled with what it delivered, leases go
+  // back, and the settlements are flushed, all before the process exits. Waiting for streams to finish could
+  // outlast the platform's grace; cutting them at once never loses their usage.
   globalThis.addEventListener("beforeunload", () => {
-    leases.closeAll();
-    background(flushSettlements());
+    shuttingDown = true;
+    const calls = [...inFlight];
+    for (const c of calls) c.abort();
+    background((async () => {
+      await withTimeout(Promise.allSettled(calls.map((c) => c.settled)), 1_000, "calls ending").catch(
+        () => {},
+      );
+      leases.closeAll();
+      await flushSettlements();
+    })());
   });
   return withHttp(
     // Each call is metered under its request id, so the gateway never takes one from the caller.
@@ -257,7 +347,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
       const claims = await verifyUserTokenCached(bearerOrApiKey(req, API_KEY_TOKEN_HEADERS), ctx.log);
       const log: Logger = ctx.log.child({ user_id: claims.sub, provider: adapter.provider });
 
-      // Validate.
+      // Validate: the provider's allow-list of fields, every number bounded.
       requireJson(req);
       const raw = await readRawBody(req, MAX_BODY_BYTES, "text");
       let parsed: unknown;
@@ -267,7 +357,8 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         throw new HttpError("invalid_request", "Body is not valid JSON");
       }
       const body = parseWith(adapter.schema, parsed);
-      const { model, stream, requestedMaxOutput, choices } = adapter.describe(body, route);
+      const described = adapter.describe(body, route);
+      const { model, stream, requestedMaxOutput, choices } = described;
 
       const key = optionalEnv(adapter.keyEnv);
       if (!key) {
@@ -276,20 +367,24 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
           `${adapter.label} is not configured on the server`,
         );
       }
+      if (shuttingDown) throw new HttpError("service_unavailable", "This instance is shutting down; retry");
 
       // Admit: from this instance's lease of the user's budget and limits, or after renewing it (one SQL call
       // and, when Upstash counts the limits, one Upstash call).
-      const inputEstimate = estimateInputTokens(raw.length);
+      const inputEstimate = estimateInputTokens(utf8Bytes(raw));
       const ticket = await leases.admit(claims.sub, {
         model,
         inputEstimate,
         requestedOutput: requestedMaxOutput,
         choices,
+        inputUnbounded: described.inputUnbounded,
+        searchContextSize: described.searchContextSize ?? null,
       });
       const call: CallState = {
         requestId: ctx.requestId,
         userId: claims.sub,
         model,
+        searchContextSize: described.searchContextSize ?? null,
         started: performance.now(),
         inputEstimate,
         upstreamRequestId: null,
@@ -299,10 +394,6 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
       // Forward.
       const prepared = adapter.prepare(body, route, ticket.maxOutput);
       const base = (optionalEnv(adapter.baseUrlEnv) ?? adapter.defaultBaseUrl).replace(/\/+$/, "");
-      const settle = (record: UsageRecord) => {
-        background(recordUsage(record, log));
-        ticket.end(record.input_tokens + record.output_tokens);
-      };
       const upstreamCall = fetchWithTimeouts(
         `${base}${route.upstreamPath}`,
         {
@@ -317,28 +408,50 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         options,
         req.signal,
       );
+      let markSettled!: () => void;
+      const tracked: InFlight = {
+        abort: () => upstreamCall.controller.abort(new DOMException("shutdown", "AbortError")),
+        settled: new Promise<void>((resolve) => markSettled = resolve),
+      };
+      inFlight.add(tracked);
+      const settle = (record: UsageRecord) => {
+        inFlight.delete(tracked);
+        ticket.end();
+        background(
+          recordUsage(record, log).then((r) => {
+            if (r.outcome === "settled") ticket.settled(r.costTokens, r.balance);
+          }),
+        );
+        markSettled();
+      };
+      const abortedBy = () => {
+        const reason = upstreamCall.controller.signal.reason;
+        return reason instanceof DOMException ? reason.message : null;
+      };
 
       let upstream: Response;
       try {
         upstream = await upstreamCall.response;
       } catch (e) {
         upstreamCall.done();
-        const reason = upstreamCall.controller.signal.reason;
-        const timedOut = reason instanceof DOMException && reason.message === "timeout";
-        const cancelled = req.signal.aborted;
+        const why = abortedBy();
+        const timedOut = why === "timeout";
+        const cancelled = req.signal.aborted || why === "client" || why === "shutdown";
         // A provider that timed out or was left by the client may still have read the prompt: bill the input
         // estimate. One that could not be reached at all read nothing.
         settle(
           usageRecord(
             adapter,
             call,
-            null,
+            timedOut || cancelled ? { kind: "cut_off", usage: null, outputBytes: 0 } : { kind: "nothing" },
             timedOut ? "timeout" : cancelled ? "cancelled" : "upstream_error",
             null,
-            timedOut || cancelled ? { outputChars: 0 } : undefined,
           ),
         );
         if (timedOut) throw new HttpError("upstream_timeout", `${adapter.label} did not answer in time`);
+        if (why === "shutdown") {
+          throw new HttpError("service_unavailable", "This instance is shutting down; retry");
+        }
         log.error("upstream request failed", { error: e instanceof Error ? e : String(e) });
         throw new HttpError("upstream_error", `${adapter.label} could not be reached`);
       }
@@ -349,7 +462,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
       if (!upstream.ok || !upstream.body) {
         const text = await upstream.text().catch(() => "");
         upstreamCall.done();
-        settle(usageRecord(adapter, call, null, "upstream_error", upstream.status));
+        settle(usageRecord(adapter, call, { kind: "nothing" }, "upstream_error", upstream.status));
         return new Response(text, { status: upstream.status, headers });
       }
 
@@ -361,18 +474,26 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         } catch {
           upstreamCall.done();
           settle(
-            usageRecord(adapter, call, null, req.signal.aborted ? "cancelled" : "timeout", upstream.status, {
-              outputChars: 0,
-            }),
+            usageRecord(
+              adapter,
+              call,
+              { kind: "cut_off", usage: null, outputBytes: 0 },
+              req.signal.aborted || abortedBy() === "shutdown" ? "cancelled" : "timeout",
+              upstream.status,
+            ),
           );
           throw new HttpError("upstream_timeout", `${adapter.label} did not finish in time`);
         }
         upstreamCall.done();
+        // Without usage (or without JSON), the answer itself is what is billed: its generated text, else the body.
         let usage: Usage | null = null;
+        let outputBytes = utf8Bytes(text);
         try {
-          usage = adapter.usageFromJson(JSON.parse(text));
-        } catch { /* not JSON: nothing to meter */ }
-        settle(usageRecord(adapter, call, usage, "ok", upstream.status, { outputChars: 0 }));
+          const json = JSON.parse(text);
+          usage = adapter.usageFromJson(json);
+          outputBytes = utf8Bytes(adapter.outputTextOf(json)) || outputBytes;
+        } catch { /* not JSON: billed by its bytes */ }
+        settle(usageRecord(adapter, call, { kind: "answered", usage, outputBytes }, "ok", upstream.status));
         return new Response(text, { status: upstream.status, headers });
       }
 
@@ -381,16 +502,24 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
         upstreamCall.done();
         const status = how === "complete"
           ? "ok"
-          : how === "cancelled"
+          : how === "cancelled" || abortedBy() === "shutdown"
           ? "cancelled"
           : upstreamCall.controller.signal.aborted
           ? "timeout"
           : "upstream_error";
         if (how === "cancelled") upstreamCall.controller.abort(new DOMException("client", "AbortError"));
         settle(
-          usageRecord(adapter, call, meter.usage(), status, upstream.status, {
-            outputChars: meter.outputChars(),
-          }),
+          usageRecord(
+            adapter,
+            call,
+            {
+              kind: how === "complete" ? "answered" : "cut_off",
+              usage: meter.usage(),
+              outputBytes: meter.outputBytes(),
+            },
+            status,
+            upstream.status,
+          ),
         );
       });
       headers.set("content-type", "text/event-stream; charset=utf-8");

@@ -1,10 +1,16 @@
-// Writing a call's usage, without ever losing it:
-//   1. private.gateway_settle (usage row + debit + hold release, once per request id), retried once;
-//   2. if that fails but the database answers: private.usage_outbox, which a pg_cron job applies;
-//   3. if the database does not answer: a Redis list (aie:usage_outbox) when Upstash is configured, moved
-//      into the database outbox by a later call once it is back (drainRedisOutbox);
-//   4. if even that fails: an error log line that carries the whole record.
+// Writing a call's usage, without ever losing it. Every record goes down this chain until one step holds it:
+//   1. private.gateway_settle_batch (usage row + debit + lease accounting, once per request id): one SQL call at
+//      a time per instance, carrying every call that ended in the last SETTLE_LINGER_MS;
+//   2. if the batch call fails with an error while the database answers: the record alone, through
+//      private.gateway_settle, then private.enqueue_usage (the database outbox a pg_cron job applies);
+//   3. if the database does not commit within SETTLE_DEADLINE_MS (down, frozen, reconnecting — the driver would
+//      queue the query in this process's memory, lost if the instance stops): a Redis list (aie:usage_outbox),
+//      moved into the database outbox once it answers again (drainRedisOutbox);
+//   4. if even that fails: an error log line that carries the whole record, which `npm run usage:replay` applies.
+// A record that reaches the database twice (a batch that committed after its deadline, and its Redis copy) is
+// settled once: settlement and the outbox are idempotent per request id.
 import { db } from "../db.ts";
+import { Timeout, withTimeout } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { redis } from "../redis.ts";
 import type { Provider } from "./adapter.ts";
@@ -16,7 +22,11 @@ export type UsageRecord = {
   model: string;
   input_tokens: number;
   cached_input_tokens: number;
+  cache_write_tokens: number;
   output_tokens: number;
+  reasoning_tokens: number;
+  /** Perplexity's search context size (its request fee). */
+  search_context_size: string | null;
   status: "ok" | "upstream_error" | "cancelled" | "timeout";
   http_status: number | null;
   latency_ms: number;
@@ -27,18 +37,39 @@ export type UsageRecord = {
   admitted_at: string | null;
 };
 
-export const REDIS_OUTBOX_KEY = "aie:usage_outbox";
+/** Where a record ended up, and (when settled) what it cost in platform tokens and the balance after. */
+export type Recorded =
+  | { outcome: "settled"; costTokens: number; balance: number }
+  | { outcome: "outbox" | "redis" | "log" };
 
-async function settle(r: UsageRecord): Promise<void> {
-  await db()`select private.gateway_settle(
-    p_request_id => ${r.request_id}, p_user_id => ${r.user_id}, p_provider => ${r.provider}, p_model => ${r.model},
-    p_input_tokens => ${r.input_tokens}, p_cached_input_tokens => ${r.cached_input_tokens},
-    p_output_tokens => ${r.output_tokens}, p_status => ${r.status}, p_http_status => ${r.http_status},
-    p_latency_ms => ${r.latency_ms}, p_upstream_request_id => ${r.upstream_request_id},
-    p_tokens_estimated => ${r.tokens_estimated}, p_lease_id => ${r.lease_id}, p_admitted_at => ${r.admitted_at})`;
-}
+export const REDIS_OUTBOX_KEY = "aie:usage_outbox";
+/** The message of the log line that keeps a record when nothing else could: what usage:replay looks for. */
+export const KEPT_IN_LOG = "usage record not stored: kept in this log line for replay";
+
+/** How long a settlement (or an outbox write) may take to commit before the record moves down the chain. */
+export const SETTLE_DEADLINE_MS = 3_000;
+const REDIS_DEADLINE_MS = 2_000;
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Errors that say the database is not answering (the record goes to Redis, not back to the database). */
+function unreachable(e: unknown): boolean {
+  if (e instanceof Timeout) return true;
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" &&
+    [
+      "ECONNREFUSED",
+      "ECONNRESET",
+      "ETIMEDOUT",
+      "CONNECT_TIMEOUT",
+      "CONNECTION_CLOSED",
+      "CONNECTION_ENDED",
+      "CONNECTION_DESTROYED",
+      "57P01",
+      "57P02",
+      "57P03",
+    ].includes(code);
+}
 
 // Settlements are sent in batches: one SQL call (one transaction) at a time per instance, carrying every
 // call that ended in the last SETTLE_LINGER_MS (up to BATCH_MAX; full batches go out at once), and the leases
@@ -46,9 +77,10 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 // settlement's cost.
 const BATCH_MAX = 100;
 const SETTLE_LINGER_MS = 20;
+type BatchResult = { outcome: "settled"; costTokens: number; balance: number } | { outcome: "outbox" };
 type Pending = {
   record: UsageRecord;
-  done: (outcome: "settled" | "outbox") => void;
+  done: (result: BatchResult) => void;
   fail: (e: unknown) => void;
 };
 const pending: Pending[] = [];
@@ -60,21 +92,39 @@ let lingering: ReturnType<typeof setTimeout> | undefined;
 const RETRY_LINGER_MS = 1_000;
 let lastBatchFailed = false;
 
+type BatchRow = {
+  request_id: string;
+  error: string | null;
+  cost_tokens: string | null;
+  balance: string | null;
+};
+
 async function sendBatch() {
   const batch = pending.splice(0, BATCH_MAX);
   const closes = batch.length < BATCH_MAX ? closing.splice(0) : [];
   try {
-    const rows = await db()<{ request_id: string; error: string | null }[]>`
-      select request_id, error from private.gateway_settle_batch(
-        p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
-        p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`;
-    const failed = new Set(rows.filter((r) => r.error !== null).map((r) => r.request_id));
-    for (const p of batch) p.done(failed.has(p.record.request_id) ? "outbox" : "settled");
+    const rows = await withTimeout(
+      db()<BatchRow[]>`
+        select request_id, error, cost_tokens, balance from private.gateway_settle_batch(
+          p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
+          p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`,
+      SETTLE_DEADLINE_MS,
+      "usage settlement",
+    );
+    const byId = new Map(rows.map((r) => [r.request_id, r]));
+    for (const p of batch) {
+      const row = byId.get(p.record.request_id);
+      p.done(
+        row && row.error === null && row.cost_tokens !== null
+          ? { outcome: "settled", costTokens: Number(row.cost_tokens), balance: Number(row.balance) }
+          : { outcome: "outbox" },
+      );
+    }
     lastBatchFailed = false;
   } catch (e) {
     lastBatchFailed = true;
-    // Each record goes through the fallbacks on its own (recordUsage); the leases are given back later (if
-    // never, they expire with their holds).
+    // Each record goes down the chain on its own (recordUsage); the leases are given back later (if never,
+    // they expire with their holds).
     for (const p of batch) p.fail(e);
     closing.push(...closes);
   }
@@ -101,17 +151,17 @@ function scheduleFlush() {
 
 /**
  * Sends everything queued without waiting for the linger (shutdown); resolves when the queue is empty, or when
- * a batch call failed.
+ * a batch call failed (what it carried has gone down the chain).
  */
 export async function flushSettlements(): Promise<void> {
   while (inFlight || pending.length || closing.length) {
     await (inFlight ?? sendNow());
-    if (lastBatchFailed) return; // the database is not answering: what is left waits for the retry
+    if (lastBatchFailed) return;
   }
 }
 
-/** Settles in the next batch: "settled", or "outbox" when its settlement failed and the batch parked it. */
-function settleBatched(record: UsageRecord): Promise<"settled" | "outbox"> {
+/** Settles in the next batch; rejects when the batch call itself failed. */
+function settleBatched(record: UsageRecord): Promise<BatchResult> {
   return new Promise((done, fail) => {
     pending.push({ record, done, fail });
     scheduleFlush();
@@ -124,55 +174,80 @@ export function closeLease(leaseId: string, userId: string): void {
   scheduleFlush();
 }
 
-export async function recordUsage(
-  record: UsageRecord,
-  log: Logger,
-): Promise<"settled" | "outbox" | "redis" | "log"> {
+/** Step 2: the record alone, then the database outbox; throws when the database cannot take it. */
+async function settleAlone(record: UsageRecord, log: Logger): Promise<Recorded> {
+  const json = JSON.stringify(record);
   try {
-    const outcome = await settleBatched(record);
-    if (outcome === "outbox") {
-      log.warn("usage settlement failed; parked in the outbox", { request_id: record.request_id });
-    }
-    if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
-    return outcome;
-  } catch {
-    // The batch call itself failed (database unreachable?): this record alone, through every fallback.
-  }
-  let error: unknown;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await settle(record);
-      if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
-      return "settled";
-    } catch (e) {
-      error = e;
-      if (attempt === 0) await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  log.warn("usage settlement failed; parking it in the outbox", {
-    request_id: record.request_id,
-    error: message(error),
-  });
-  try {
-    await db()`select private.enqueue_usage(p_payload => ${JSON.stringify(record)}::text::jsonb, p_error => ${
-      message(error)
-    })`;
-    return "outbox";
+    const [row] = await withTimeout(
+      db()<{ debited_tokens: string; balance: string }[]>`
+        select u.debited_tokens, b.balance
+          from private.gateway_settle(p_record => ${json}::text::jsonb) u
+          join public.token_balances b on b.user_id = u.user_id`,
+      SETTLE_DEADLINE_MS,
+      "usage settlement",
+    );
+    return { outcome: "settled", costTokens: Number(row.debited_tokens), balance: Number(row.balance) };
   } catch (e) {
-    log.error("database outbox unavailable", { request_id: record.request_id, error: message(e) });
+    if (unreachable(e)) throw e;
+    log.warn("usage settlement failed; parking it in the outbox", {
+      request_id: record.request_id,
+      error: message(e),
+    });
+    await withTimeout(
+      db()`select private.enqueue_usage(p_payload => ${json}::text::jsonb, p_error => ${message(e)})`,
+      SETTLE_DEADLINE_MS,
+      "usage outbox",
+    );
+    return { outcome: "outbox" };
   }
+}
+
+/** Steps 3 and 4: Redis, else the log line. */
+async function keepOutsideTheDatabase(record: UsageRecord, log: Logger, why: unknown): Promise<Recorded> {
   const client = redis();
   if (client) {
     try {
-      await client.rpush(REDIS_OUTBOX_KEY, JSON.stringify(record));
+      await withTimeout(
+        client.rpush(REDIS_OUTBOX_KEY, JSON.stringify(record)),
+        REDIS_DEADLINE_MS,
+        "redis outbox",
+      );
       redisOutboxMayHaveItems = true;
-      return "redis";
+      log.warn("usage record parked in redis: the database did not take it", {
+        request_id: record.request_id,
+        error: message(why),
+      });
+      return { outcome: "redis" };
     } catch (e) {
       log.error("redis outbox unavailable", { request_id: record.request_id, error: message(e) });
     }
   }
-  log.error("usage record not stored: kept in this log line for replay", { usage_record: record });
-  return "log";
+  log.error(KEPT_IN_LOG, { usage_record: record, error: message(why) });
+  return { outcome: "log" };
+}
+
+export async function recordUsage(record: UsageRecord, log: Logger): Promise<Recorded> {
+  let failure: unknown;
+  try {
+    const result = await settleBatched(record);
+    if (result.outcome === "outbox") {
+      log.warn("usage settlement failed; parked in the outbox", { request_id: record.request_id });
+    }
+    if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
+    return result;
+  } catch (e) {
+    failure = e; // the batch call itself failed
+  }
+  if (!unreachable(failure)) {
+    try {
+      const result = await settleAlone(record, log);
+      if (redisOutboxMayHaveItems) void drainRedisOutbox(log);
+      return result;
+    } catch (e) {
+      failure = e;
+    }
+  }
+  return await keepOutsideTheDatabase(record, log, failure);
 }
 
 let redisOutboxMayHaveItems = true; // unknown after a cold start: check once
@@ -192,7 +267,11 @@ export async function drainRedisOutbox(log: Logger, batch = 100): Promise<number
       for (let i = 0; i < items.length; i++) {
         const text = typeof items[i] === "string" ? items[i] as string : JSON.stringify(items[i]);
         try {
-          await db()`select private.enqueue_usage(p_payload => ${text}::text::jsonb, p_error => ${"parked in redis"})`;
+          await withTimeout(
+            db()`select private.enqueue_usage(p_payload => ${text}::text::jsonb, p_error => ${"parked in redis"})`,
+            SETTLE_DEADLINE_MS,
+            "usage outbox",
+          );
         } catch (e) {
           // Put back what was not moved, then stop: the database is still not there.
           const rest = items.slice(i).map((item) => typeof item === "string" ? item : JSON.stringify(item));

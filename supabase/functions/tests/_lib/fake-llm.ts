@@ -23,6 +23,15 @@
 //   reasoningTokens      output tokens spent thinking (<= output)  (default 0)
 // A stream reports cumulative usage where the provider does (Perplexity chunks, Gemini chunks, Anthropic
 // message_delta): after content chunk i (0-based) of n, output so far is floor(output * (i + 1) / n).
+// `usage` bends that for clients that must cope with odd upstreams: "omit" reports no usage at all (no `usage` /
+// `usageMetadata` key anywhere, no OpenAI usage chunk even when asked for, Anthropic message_start without usage
+// and message_delta without `usage`); an object is merged (shallow, its fields win) into every usage object sent
+// (non-stream usage, OpenAI's usage chunk, each Perplexity/Gemini chunk, Anthropic message_start and
+// message_delta), its values sent as they are: `{ prompt_tokens: 12.5 }`, `{ output_tokens: -1 }`, `"12"` ….
+//
+// Framing, for clients' parsers: `byteChunks` writes a stream (and a non-stream answer's body) one byte per write,
+// so events arrive split anywhere, even inside a UTF-8 character; `crlf` frames OpenAI, Perplexity and Anthropic
+// SSE with CRLF line ends (Gemini always uses CRLF, as Google does).
 //
 // Fault injection through `setScript`: `status` (answer that status in the provider's error shape), `delayMs`
 // before anything is answered, `chunkDelayMs` between stream events, `hangAfterChunks` (send that many content
@@ -37,9 +46,11 @@
 //   llm.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, chunks: 5 });
 //   llm.setScript({ status: 503, times: 1, provider: "openai" });   // only the next OpenAI request fails
 //
-// Per request the server parses the body and serialises the answer once; a stream without delays is sent as one
-// body. For a throughput benchmark start it with `recordCalls: false` (or run this file: `deno run --allow-net
-// supabase/functions/tests/_lib/fake-llm.ts --port 12120`), so memory stays flat.
+// Per request the server parses the body and serialises the answer once; a stream without delays (or byteChunks)
+// is sent as one body. For a throughput benchmark start it with `recordCalls: false` (or run this file: `deno run
+// --allow-net supabase/functions/tests/_lib/fake-llm.ts --port 12120`), so memory stays flat.
+
+import { setImmediate } from "node:timers";
 
 export type LlmProvider = "openai" | "anthropic" | "gemini" | "perplexity";
 export const LLM_PROVIDERS: readonly LlmProvider[] = ["openai", "anthropic", "gemini", "perplexity"];
@@ -80,6 +91,26 @@ export type FakeLlmScript = {
   errorAfterChunks?: number;
   /** The status of that mid-stream error (default 500; Anthropic 529 is overloaded_error). */
   streamErrorStatus?: number;
+  /**
+   * "omit": report no usage at all (no `usage` / `usageMetadata` key in answers or stream events, no OpenAI usage
+   * chunk even with stream_options.include_usage, Anthropic message_start without usage and message_delta without
+   * `usage`). An object: merged (shallow, its fields win) into every usage object the provider sends for the
+   * script (non-stream usage, OpenAI's usage chunk, each Perplexity and Gemini chunk, Anthropic message_start and
+   * message_delta), values sent as given and never validated, e.g. `{ prompt_tokens: 12.5 }`,
+   * `{ completion_tokens: "12" }`, `{ output_tokens: -1 }`, `{ candidatesTokenCount: 1e20 }`. Default: neither.
+   */
+  usage?: "omit" | Record<string, unknown>;
+  /**
+   * Write a stream's body (and a non-stream answer's JSON, then sent chunked) one byte per write, each byte its own
+   * HTTP chunk, so a client sees events split anywhere, even inside a multi-byte UTF-8 character (default false).
+   * `chunkDelayMs` still applies between events, not between bytes.
+   */
+  byteChunks?: boolean;
+  /**
+   * Frame OpenAI, Perplexity and Anthropic SSE events with CRLF: `\r\n` line ends, `\r\n\r\n` between events
+   * (default false; Gemini's SSE is always CRLF-framed, as Google's is).
+   */
+  crlf?: boolean;
   /** Only requests to these providers (default all). */
   provider?: LlmProvider | readonly LlmProvider[];
   /**
@@ -107,6 +138,9 @@ export type ResolvedScript = {
   hangAfterChunks: number | undefined;
   errorAfterChunks: number | undefined;
   streamErrorStatus: number;
+  usage: "omit" | Record<string, unknown> | undefined;
+  byteChunks: boolean;
+  crlf: boolean;
 };
 
 export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
@@ -126,6 +160,9 @@ export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
   hangAfterChunks: undefined,
   errorAfterChunks: undefined,
   streamErrorStatus: 500,
+  usage: undefined,
+  byteChunks: false,
+  crlf: false,
 });
 
 export type FakeLlmCall = {
@@ -232,19 +269,14 @@ function openaiUsage(s: ResolvedScript) {
   };
 }
 
-/**
- * The usage object a provider reports for a script (non-stream answer, or the final one of a stream):
- *   openai      usage {prompt_tokens: input, completion_tokens: output, total_tokens: input + output,
- *               prompt_tokens_details.cached_tokens: cached, completion_tokens_details.reasoning_tokens: reasoning}
- *   perplexity  usage {prompt_tokens: input, completion_tokens: output, total_tokens, search_context_size, cost}
- *   anthropic   usage {input_tokens: input - cached - cacheCreation (uncached, as Anthropic counts),
- *               cache_read_input_tokens: cached, cache_creation_input_tokens: cacheCreation, output_tokens: output}
- *   gemini      usageMetadata {promptTokenCount: input, candidatesTokenCount: output - reasoning,
- *               totalTokenCount: input + output, cachedContentTokenCount: cached (only when > 0),
- *               thoughtsTokenCount: reasoning (only when > 0)}
- */
-export function reportedUsage(provider: LlmProvider, script: FakeLlmScript = {}): Record<string, unknown> {
-  const s = resolveScript(script);
+/** `own` as the script has it reported: null for usage "omit", else with the script's `usage` fields over it. */
+function scripted(s: ResolvedScript, own: Record<string, unknown>): Record<string, unknown> | null {
+  if (s.usage === "omit") return null;
+  return s.usage ? { ...own, ...s.usage } : own;
+}
+
+/** The usage a non-stream answer (or the end of a stream) reports, before the script's `usage` is applied. */
+function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unknown> {
   switch (provider) {
     case "openai":
       return openaiUsage(s);
@@ -255,6 +287,31 @@ export function reportedUsage(provider: LlmProvider, script: FakeLlmScript = {})
     case "gemini":
       return geminiUsage(s, s.outputTokens - s.reasoningTokens);
   }
+}
+
+/**
+ * The usage object a provider reports for a script (non-stream answer, or the final one of a stream):
+ *   openai      usage {prompt_tokens: input, completion_tokens: output, total_tokens: input + output,
+ *               prompt_tokens_details.cached_tokens: cached, completion_tokens_details.reasoning_tokens: reasoning}
+ *   perplexity  usage {prompt_tokens: input, completion_tokens: output, total_tokens, search_context_size, cost}
+ *   anthropic   usage {input_tokens: input - cached - cacheCreation (uncached, as Anthropic counts),
+ *               cache_read_input_tokens: cached, cache_creation_input_tokens: cacheCreation, output_tokens: output}
+ *   gemini      usageMetadata {promptTokenCount: input, candidatesTokenCount: output - reasoning,
+ *               totalTokenCount: input + output, cachedContentTokenCount: cached (only when > 0),
+ *               thoughtsTokenCount: reasoning (only when > 0)}
+ * with the script's `usage` object merged over it; null when the script's `usage` is "omit" (nothing reported).
+ */
+export function reportedUsage(
+  provider: LlmProvider,
+  script?: Omit<FakeLlmScript, "usage"> & { usage?: Record<string, unknown> },
+): Record<string, unknown>;
+export function reportedUsage(provider: LlmProvider, script?: FakeLlmScript): Record<string, unknown> | null;
+export function reportedUsage(
+  provider: LlmProvider,
+  script: FakeLlmScript = {},
+): Record<string, unknown> | null {
+  const s = resolveScript(script);
+  return scripted(s, ownUsage(provider, s));
 }
 
 /** Output tokens reported after content chunk `i` (0-based) of `n`. */
@@ -332,6 +389,17 @@ function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCR
   }
   if (s.reasoningTokens > s.outputTokens) {
     throw new TypeError("fake-llm: reasoningTokens must not exceed outputTokens");
+  }
+  if (
+    s.usage !== undefined && s.usage !== "omit" &&
+    (s.usage === null || typeof s.usage !== "object" || Array.isArray(s.usage))
+  ) {
+    throw new TypeError(`fake-llm: usage must be "omit" or an object, got ${JSON.stringify(s.usage)}`);
+  }
+  for (const k of ["byteChunks", "crlf"] as const) {
+    if (typeof s[k] !== "boolean") {
+      throw new TypeError(`fake-llm: ${k} must be a boolean, got ${String(s[k])}`);
+    }
   }
   for (const k of ["status", "streamErrorStatus"] as const) {
     if (s[k] !== 0 && !(Number.isInteger(s[k]) && s[k] >= 400 && s[k] <= 599)) {
@@ -511,6 +579,49 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Resolves on the event loop's next turn, after pending I/O (a timer would be clamped to 4 ms when nested). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Enqueues `bytes` one byte per chunk, waiting a turn of the event loop after each: Deno's server coalesces
+ * chunks enqueued together into one write, but sends each on its own (one HTTP chunk per byte) when it gets the
+ * chance. False when the exchange ended first.
+ */
+async function writeBytes(
+  controller: ReadableStreamDefaultController<Uint8Array>,
+  bytes: Uint8Array,
+  signal: AbortSignal,
+): Promise<boolean> {
+  for (let i = 0; i < bytes.length; i++) {
+    if (signal.aborted) return false;
+    controller.enqueue(bytes.slice(i, i + 1));
+    await nextTurn();
+  }
+  return !signal.aborted;
+}
+
+/** A whole answer body written one byte per chunk (script.byteChunks on a non-stream answer). */
+function byteBody(ex: Exchange, text: string): ReadableStream<Uint8Array> {
+  const write = async (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    try {
+      if (await writeBytes(controller, encoder.encode(text), ex.signal)) return controller.close();
+    } catch {
+      ex.abort(); // the client went away while we wrote
+    }
+    try {
+      controller.error(new Error("fake-llm: exchange aborted"));
+    } catch {
+      // already closed or cancelled
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    start: (controller) => {
+      write(controller);
+    },
+    cancel: () => ex.abort(),
   });
 }
 
@@ -803,7 +914,10 @@ export class FakeLlm implements AsyncDisposable {
         return new Response(null, { status: 499 });
       }
       ex.call.chunksSent = script.chunks;
-      return this.#finish(ex, this.#complete(provider, ex.call, script, requestId));
+      const answer = this.#complete(provider, ex.call, script, requestId);
+      if (!script.byteChunks) return this.#finish(ex, answer);
+      ex.call.status = answer.status;
+      return new Response(byteBody(ex, answer.body), { status: answer.status, headers: answer.headers });
     }
     return this.#stream(ex, provider, script, requestId, query.alt === "sse" || provider !== "gemini");
   }
@@ -1008,6 +1122,9 @@ export class FakeLlm implements AsyncDisposable {
 
   #complete(provider: LlmProvider, call: FakeLlmCall, s: ResolvedScript, requestId: string): Answer {
     const text = call.reply;
+    const reported = scripted(s, ownUsage(provider, s));
+    // No usage key at all when the script omits it; otherwise under the provider's name, in the provider's place.
+    const usage = (key: "usage" | "usageMetadata") => reported && { [key]: reported };
     let body: unknown;
     switch (provider) {
       case "openai":
@@ -1022,7 +1139,7 @@ export class FakeLlm implements AsyncDisposable {
             logprobs: null,
             finish_reason: s.stopReason,
           }],
-          usage: openaiUsage(s),
+          ...usage("usage"),
           service_tier: "default",
           system_fingerprint: "fp_fakellm",
         };
@@ -1032,7 +1149,7 @@ export class FakeLlm implements AsyncDisposable {
           id: crypto.randomUUID(),
           model: call.model,
           created: nowSeconds(),
-          usage: perplexityUsage(s.inputTokens, s.outputTokens),
+          ...usage("usage"),
           citations: PERPLEXITY_CITATIONS,
           search_results: PERPLEXITY_SEARCH_RESULTS,
           object: "chat.completion",
@@ -1053,7 +1170,7 @@ export class FakeLlm implements AsyncDisposable {
           content: [{ type: "text", text }],
           stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
           stop_sequence: null,
-          usage: anthropicUsage(s, s.outputTokens),
+          ...usage("usage"),
         };
         break;
       case "gemini":
@@ -1063,7 +1180,7 @@ export class FakeLlm implements AsyncDisposable {
             finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS",
             index: 0,
           }],
-          usageMetadata: geminiUsage(s, s.outputTokens - s.reasoningTokens),
+          ...usage("usageMetadata"),
           modelVersion: call.model,
           responseId: requestId,
         };
@@ -1086,12 +1203,16 @@ export class FakeLlm implements AsyncDisposable {
     const pieces = splitReply(call.reply, s.chunks);
     const n = pieces.length;
     const created = nowSeconds();
-    const data = (x: unknown) => `data: ${JSON.stringify(x)}\n\n`;
+    // Line end of OpenAI, Perplexity and Anthropic SSE (Gemini's is always CRLF).
+    const nl = s.crlf ? "\r\n" : "\n";
+    const data = (x: unknown) => `data: ${JSON.stringify(x)}${nl}${nl}`;
+    const done = `data: [DONE]${nl}${nl}`;
     switch (provider) {
       case "openai": {
-        const includeUsage =
+        const reported = scripted(s, openaiUsage(s));
+        const includeUsage = reported !== null &&
           (call.body as { stream_options?: { include_usage?: unknown } } | null)?.stream_options
-            ?.include_usage === true;
+              ?.include_usage === true;
         const head =
           `{"id":"chatcmpl-${requestId}","object":"chat.completion.chunk","created":${created},"model":${
             JSON.stringify(call.model)
@@ -1100,12 +1221,12 @@ export class FakeLlm implements AsyncDisposable {
         const chunk = (delta: unknown, finish: string | null) =>
           `data: ${head}"choices":[{"index":0,"delta":${
             JSON.stringify(delta)
-          },"logprobs":null,"finish_reason":${JSON.stringify(finish)}}]${usageNull}}\n\n`;
+          },"logprobs":null,"finish_reason":${JSON.stringify(finish)}}]${usageNull}}${nl}${nl}`;
         const tail = [chunk({}, s.stopReason)];
         if (includeUsage) {
-          tail.push(`data: ${head}"choices":[],"usage":${JSON.stringify(openaiUsage(s))}}\n\n`);
+          tail.push(`data: ${head}"choices":[],"usage":${JSON.stringify(reported)}}${nl}${nl}`);
         }
-        tail.push("data: [DONE]\n\n");
+        tail.push(done);
         return {
           preamble: [chunk({ role: "assistant", content: "", refusal: null }, null)],
           chunks: pieces.map((content) => chunk({ content }, null)),
@@ -1116,12 +1237,13 @@ export class FakeLlm implements AsyncDisposable {
       case "perplexity": {
         const id = crypto.randomUUID();
         let sofar = "";
-        const chunk = (i: number, delta: string, finish: string | null) =>
-          data({
+        const chunk = (i: number, delta: string, finish: string | null) => {
+          const usage = scripted(s, perplexityUsage(s.inputTokens, cumulative(s.outputTokens, i, n)));
+          return data({
             id,
             model: call.model,
             created,
-            usage: perplexityUsage(s.inputTokens, cumulative(s.outputTokens, i, n)),
+            ...(usage && { usage }),
             citations: PERPLEXITY_CITATIONS,
             search_results: PERPLEXITY_SEARCH_RESULTS,
             object: "chat.completion.chunk",
@@ -1132,19 +1254,27 @@ export class FakeLlm implements AsyncDisposable {
               delta: { role: "assistant", content: delta },
             }],
           });
+        };
         return {
           preamble: [],
           chunks: pieces.map((p, i) => {
             sofar += p;
             return chunk(i, p, null);
           }),
-          tail: [chunk(n - 1, "", s.stopReason), "data: [DONE]\n\n"],
+          tail: [chunk(n - 1, "", s.stopReason), done],
           error: () => data(perplexityError(s.streamErrorStatus, s.errorMessage)),
         };
       }
       case "anthropic": {
-        const event = (type: string, x: unknown) => `event: ${type}\ndata: ${JSON.stringify(x)}\n\n`;
-        const usage = anthropicUsage(s, Math.min(1, s.outputTokens));
+        const event = (type: string, x: unknown) => `event: ${type}${nl}data: ${JSON.stringify(x)}${nl}${nl}`;
+        const own = anthropicUsage(s, Math.min(1, s.outputTokens));
+        const startUsage = scripted(s, own);
+        const finalUsage = scripted(s, {
+          input_tokens: own.input_tokens,
+          cache_creation_input_tokens: own.cache_creation_input_tokens,
+          cache_read_input_tokens: own.cache_read_input_tokens,
+          output_tokens: s.outputTokens,
+        });
         return {
           preamble: [
             event("message_start", {
@@ -1157,7 +1287,7 @@ export class FakeLlm implements AsyncDisposable {
                 content: [],
                 stop_reason: null,
                 stop_sequence: null,
-                usage,
+                ...(startUsage && { usage: startUsage }),
               },
             }),
             event("content_block_start", {
@@ -1182,12 +1312,7 @@ export class FakeLlm implements AsyncDisposable {
                 stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
                 stop_sequence: null,
               },
-              usage: {
-                input_tokens: usage.input_tokens,
-                cache_creation_input_tokens: usage.cache_creation_input_tokens,
-                cache_read_input_tokens: usage.cache_read_input_tokens,
-                output_tokens: s.outputTokens,
-              },
+              ...(finalUsage && { usage: finalUsage }),
             }),
             event("message_stop", { type: "message_stop" }),
           ],
@@ -1201,18 +1326,19 @@ export class FakeLlm implements AsyncDisposable {
           sse ? `data: ${JSON.stringify(x)}\r\n\r\n` : (i === 0 ? "[" : ",\r\n") + JSON.stringify(x);
         return {
           preamble: [],
-          chunks: pieces.map((text, i) =>
-            frame({
+          chunks: pieces.map((text, i) => {
+            const usageMetadata = scripted(s, geminiUsage(s, cumulative(candidates, i, n)));
+            return frame({
               candidates: [{
                 content: { parts: [{ text }], role: "model" },
                 ...(i === n - 1 && { finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS" }),
                 index: 0,
               }],
-              usageMetadata: geminiUsage(s, cumulative(candidates, i, n)),
+              ...(usageMetadata && { usageMetadata }),
               modelVersion: call.model,
               responseId: requestId,
-            }, i)
-          ),
+            }, i);
+          }),
           tail: sse ? [] : ["]"],
           error: (sent) => frame(googleError(s.streamErrorStatus, s.errorMessage), sent) + (sse ? "" : "]"),
         };
@@ -1226,7 +1352,7 @@ export class FakeLlm implements AsyncDisposable {
     if (sse) headers["cache-control"] = "no-cache";
     ex.call.status = 200;
     const simple = s.chunkDelayMs === 0 && s.hangAfterChunks === undefined &&
-      s.errorAfterChunks === undefined;
+      s.errorAfterChunks === undefined && !s.byteChunks;
     if (simple) {
       ex.call.chunksSent = plan.chunks.length;
       return new Response(plan.preamble.join("") + plan.chunks.join("") + plan.tail.join(""), { headers });
@@ -1252,6 +1378,7 @@ export class FakeLlm implements AsyncDisposable {
       if (!first && s.chunkDelayMs > 0) await sleep(s.chunkDelayMs, signal);
       first = false;
       if (signal.aborted) return false;
+      if (s.byteChunks) return await writeBytes(controller, encoder.encode(event), signal);
       controller.enqueue(encoder.encode(event));
       return true;
     };

@@ -1,63 +1,170 @@
 // Google Gemini: POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse, as
 // @google/genai sends them with httpOptions.baseUrl = <functions>/google-proxy and the user's Supabase
 // access token as its API key (x-goog-api-key). usageMetadata is cumulative in every stream chunk.
+//
+// The allow-list, in both spellings the REST API accepts (camelCase and snake_case): contents, system
+// instruction, function tools, tool and safety settings, cached content, and a generation config of text
+// output. Refused: every tool billed beyond tokens or fetching what we cannot bound (Google Search and its
+// retrieval, Maps, code execution, URL context, file search, computer use, enterprise web search), audio and
+// image output (speech config, response modalities other than text). A file by URI and cached content are
+// input the gateway cannot measure: the call is held as the plan's max input.
 import { z } from "../../validation.ts";
-import type { ProviderAdapter, Route, SseEvent, StreamMeter, Usage } from "../adapter.ts";
+import {
+  type ProviderAdapter,
+  type Route,
+  type SseEvent,
+  type StreamMeter,
+  type Usage,
+  usageOf,
+  utf8Bytes,
+} from "../adapter.ts";
+import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
+import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
 
-// Grounding with Google Search or Maps is billed per request beyond tokens: refused, not passed unmetered.
-const grounding = (name: string) =>
-  z.never({ error: `${name} is billed beyond tokens and not available through the gateway` }).optional();
+/** A field in both of its spellings (camelCase, snake_case), with one schema. */
+function both<S extends z.ZodType>(camel: string, snake: string, schema: S) {
+  return { [camel]: schema, [snake]: schema } as Record<string, S>;
+}
 
-export const generateContentSchema = z.object({
+/** Refuses an object that names a field in both spellings: which one the provider reads is not ours to guess. */
+function oneSpelling(value: Record<string, unknown>, ctx: z.RefinementCtx) {
+  for (const key of Object.keys(value)) {
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (camel !== key && value[camel] !== undefined && value[key] !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `${key} and ${camel} are the same field: send one`,
+      });
+    }
+  }
+}
+
+const tool = allowList({
+  ...both(
+    "functionDeclarations",
+    "function_declarations",
+    z.array(z.object({}).passthrough()).max(512).optional(),
+  ),
+  ...both("googleSearch", "google_search", refused(`googleSearch ${BILLED_BEYOND_TOKENS}`)),
+  ...both(
+    "googleSearchRetrieval",
+    "google_search_retrieval",
+    refused(`googleSearchRetrieval ${BILLED_BEYOND_TOKENS}`),
+  ),
+  ...both("googleMaps", "google_maps", refused(`googleMaps ${BILLED_BEYOND_TOKENS}`)),
+  ...both("codeExecution", "code_execution", refused(`codeExecution ${BILLED_BEYOND_TOKENS}`)),
+  ...both("urlContext", "url_context", refused(`urlContext fetches URLs and ${BILLED_BEYOND_TOKENS}`)),
+  ...both("fileSearch", "file_search", refused(`fileSearch ${BILLED_BEYOND_TOKENS}`)),
+  ...both("computerUse", "computer_use", refused(`computerUse ${BILLED_BEYOND_TOKENS}`)),
+  ...both(
+    "enterpriseWebSearch",
+    "enterprise_web_search",
+    refused(`enterpriseWebSearch ${BILLED_BEYOND_TOKENS}`),
+  ),
+  retrieval: refused(`retrieval ${BILLED_BEYOND_TOKENS}`),
+}, "a Gemini tool").superRefine(oneSpelling);
+
+const textModalities = z.array(
+  z.enum(["TEXT", "text"], { error: `output other than text ${BILLED_BEYOND_TOKENS}` }),
+).max(1);
+
+const generationConfig = allowList({
+  ...both("stopSequences", "stop_sequences", z.array(z.string().max(1024)).max(5).optional()),
+  ...both("responseMimeType", "response_mime_type", z.string().max(128).optional()),
+  ...both("responseSchema", "response_schema", z.object({}).passthrough().optional()),
+  ...both("responseJsonSchema", "response_json_schema", z.unknown().optional()),
+  ...both("responseModalities", "response_modalities", textModalities.optional()),
+  ...both("candidateCount", "candidate_count", int(1, 8).optional()),
+  ...both("maxOutputTokens", "max_output_tokens", int(1, MAX_OUTPUT_FIELD).optional()),
+  temperature: z.number().min(0).max(2).optional(),
+  ...both("topP", "top_p", z.number().min(0).max(1).optional()),
+  ...both("topK", "top_k", int(1, 2048).optional()),
+  seed: int(-(2 ** 31), 2 ** 31 - 1).optional(),
+  ...both("presencePenalty", "presence_penalty", z.number().min(-2).max(2).optional()),
+  ...both("frequencyPenalty", "frequency_penalty", z.number().min(-2).max(2).optional()),
+  ...both("responseLogprobs", "response_logprobs", z.boolean().optional()),
+  logprobs: int(0, 20).optional(),
+  ...both("enableEnhancedCivicAnswers", "enable_enhanced_civic_answers", z.boolean().optional()),
+  ...both("thinkingConfig", "thinking_config", z.object({}).passthrough().optional()),
+  ...both("mediaResolution", "media_resolution", z.string().max(64).optional()),
+  ...both("speechConfig", "speech_config", refused(`speechConfig (audio output) ${BILLED_BEYOND_TOKENS}`)),
+  ...both("imageConfig", "image_config", refused(`imageConfig (image output) ${BILLED_BEYOND_TOKENS}`)),
+}, "a Gemini generationConfig").superRefine(oneSpelling);
+
+export const generateContentSchema = allowList({
   contents: z.array(z.object({}).passthrough()).min(1).max(2000),
-  tools: z.array(
-    z.object({
-      googleSearch: grounding("googleSearch"),
-      googleSearchRetrieval: grounding("googleSearchRetrieval"),
-      googleMaps: grounding("googleMaps"),
-    }).passthrough(),
-  ).optional(),
-  generationConfig: z.object({
-    maxOutputTokens: z.number().int().positive().optional(),
-    candidateCount: z.number().int().min(1).max(8).optional(),
-  }).passthrough().optional(),
-}).passthrough();
+  tools: z.array(tool).max(128).optional(),
+  ...both("toolConfig", "tool_config", z.object({}).passthrough().optional()),
+  ...both("safetySettings", "safety_settings", z.array(z.object({}).passthrough()).max(32).optional()),
+  ...both("systemInstruction", "system_instruction", z.object({}).passthrough().optional()),
+  ...both("generationConfig", "generation_config", generationConfig.optional()),
+  ...both("cachedContent", "cached_content", z.string().max(512).optional()),
+}, "Gemini generateContent").superRefine(oneSpelling);
 
-export type GenerateContentBody = z.infer<typeof generateContentSchema>;
+export type GenerateContentBody = Record<string, unknown> & { contents: Record<string, unknown>[] };
+
+type GenerationConfig = Record<string, unknown>;
+
+/** The generation config under whichever spelling the client used (both is a 400 from the API itself). */
+function configOf(body: GenerateContentBody): { key: string; config: GenerationConfig } {
+  const key = body.generation_config !== undefined && body.generationConfig === undefined
+    ? "generation_config"
+    : "generationConfig";
+  return { key, config: (body[key] as GenerationConfig | undefined) ?? {} };
+}
+const field = (config: GenerationConfig, camel: string, snake: string) => config[camel] ?? config[snake];
 
 type UsageMetadata = {
-  promptTokenCount?: number;
-  candidatesTokenCount?: number;
-  cachedContentTokenCount?: number;
-  thoughtsTokenCount?: number;
-  toolUsePromptTokenCount?: number;
+  promptTokenCount?: unknown;
+  candidatesTokenCount?: unknown;
+  cachedContentTokenCount?: unknown;
+  thoughtsTokenCount?: unknown;
+  toolUsePromptTokenCount?: unknown;
 };
 
-/** Thinking tokens are billed as output; tool-use prompt tokens as input. */
+/** Thinking tokens are billed as output (and counted as reasoning); tool-use prompt tokens as input. */
 function toUsage(u: UsageMetadata): Usage {
-  return {
-    inputTokens: (u.promptTokenCount ?? 0) + (u.toolUsePromptTokenCount ?? 0),
-    cachedInputTokens: u.cachedContentTokenCount ?? 0,
-    outputTokens: (u.candidatesTokenCount ?? 0) + (u.thoughtsTokenCount ?? 0),
-  };
+  return usageOf({
+    input: u.promptTokenCount,
+    inputParts: [u.toolUsePromptTokenCount],
+    cached: u.cachedContentTokenCount,
+    output: u.candidatesTokenCount,
+    outputParts: [u.thoughtsTokenCount],
+    reasoning: u.thoughtsTokenCount,
+  });
+}
+
+type Part = { text?: unknown; fileData?: unknown; file_data?: unknown; functionCall?: unknown };
+
+/** The generated text of a response chunk or answer (every candidate, function calls included). */
+function textOf(data: { candidates?: { content?: { parts?: Part[] } }[] } | null): string {
+  const out: string[] = [];
+  for (const candidate of data?.candidates ?? []) {
+    for (const part of candidate?.content?.parts ?? []) {
+      if (typeof part?.text === "string") out.push(part.text);
+      if (part?.functionCall !== undefined) out.push(JSON.stringify(part.functionCall));
+    }
+  }
+  return out.join("");
 }
 
 const ROUTE = /^\/(v1beta|v1)\/models\/([A-Za-z0-9._-]{1,128}):(generateContent|streamGenerateContent)$/;
 
 function meter(): StreamMeter {
   let usage: Usage | null = null;
-  let chars = 0;
+  let bytes = 0;
   return {
     onEvent(event: SseEvent) {
       try {
         const data = JSON.parse(event.data);
         if (data.usageMetadata) usage = toUsage(data.usageMetadata);
-        for (const part of data.candidates?.[0]?.content?.parts ?? []) chars += part.text?.length ?? 0;
+        bytes += utf8Bytes(textOf(data));
       } catch { /* forward it unchanged */ }
       return event;
     },
     usage: () => usage,
-    outputChars: () => chars,
+    outputBytes: () => bytes,
   };
 }
 
@@ -68,7 +175,7 @@ export const gemini: ProviderAdapter<GenerateContentBody> = {
   keyEnv: "GEMINI_API_KEY",
   baseUrlEnv: "GEMINI_BASE_URL",
   defaultBaseUrl: "https://generativelanguage.googleapis.com",
-  schema: generateContentSchema,
+  schema: generateContentSchema as unknown as z.ZodType<GenerateContentBody>,
   route(path, search): Route | null {
     const m = ROUTE.exec(path);
     if (!m) return null;
@@ -80,26 +187,33 @@ export const gemini: ProviderAdapter<GenerateContentBody> = {
       stream,
     };
   },
-  describe: (body, route) => ({
-    model: route.model!,
-    stream: route.stream === true,
-    requestedMaxOutput: body.generationConfig?.maxOutputTokens ?? null,
-    choices: body.generationConfig?.candidateCount ?? 1,
-  }),
-  prepare: (body, _route, maxOutput) => ({
-    body: {
-      ...body,
-      generationConfig: {
-        ...(body.generationConfig ?? {}),
-        maxOutputTokens: Math.min(body.generationConfig?.maxOutputTokens ?? maxOutput, maxOutput),
-      },
-    },
-    clientWantsUsage: true,
-  }),
+  describe: (body, route) => {
+    const { config } = configOf(body);
+    const parts = body.contents.flatMap((c) => Array.isArray(c.parts) ? c.parts as Part[] : []);
+    return {
+      model: route.model!,
+      stream: route.stream === true,
+      requestedMaxOutput: (field(config, "maxOutputTokens", "max_output_tokens") as number | undefined) ??
+        null,
+      choices: (field(config, "candidateCount", "candidate_count") as number | undefined) ?? 1,
+      inputUnbounded: parts.some((p) => p?.fileData !== undefined || p?.file_data !== undefined) ||
+        body.cachedContent !== undefined || body.cached_content !== undefined,
+    };
+  },
+  prepare: (body, _route, maxOutput) => {
+    const { key, config } = configOf(body);
+    const asked = field(config, "maxOutputTokens", "max_output_tokens") as number | undefined;
+    const { max_output_tokens: _snake, ...rest } = config;
+    return {
+      body: { ...body, [key]: { ...rest, maxOutputTokens: Math.min(asked ?? maxOutput, maxOutput) } },
+      clientWantsUsage: true,
+    };
+  },
   upstreamHeaders: (key) => ({ "x-goog-api-key": key }),
   usageFromJson: (json) => {
     const u = (json as { usageMetadata?: UsageMetadata } | null)?.usageMetadata;
     return u ? toUsage(u) : null;
   },
+  outputTextOf: (json) => textOf(json as { candidates?: { content?: { parts?: Part[] } }[] } | null),
   createStreamMeter: () => meter(),
 };

@@ -1,22 +1,61 @@
-// The OpenAI chat-completions wire format, shared by OpenAI and Perplexity: the schema, usage fields, and a
-// stream meter that reads the final usage chunk (asked for with stream_options.include_usage) and hides it,
-// and the `usage: null` it adds to every chunk, from clients that did not ask for it themselves.
+// The OpenAI chat-completions wire format, shared by OpenAI and Perplexity: message and content-part shapes,
+// numeric bounds, usage fields, and a stream meter that reads the final usage chunk (asked for with
+// stream_options.include_usage) and hides it, and the `usage: null` it adds to every chunk, from clients that
+// did not ask for it themselves.
 import { z } from "../../validation.ts";
 import type { Described, SseEvent, StreamMeter, Usage } from "../adapter.ts";
+import { usageOf, utf8Bytes } from "../adapter.ts";
+
+/** A bounded whole number: an integer field beyond `max` is a 400 before it reaches the database. */
+export const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** Max output fields: at most this many (the plan caps them lower before forwarding). */
+export const MAX_OUTPUT_FIELD = 10_000_000;
 
 const message = z.object({ role: z.string().min(1).max(64) }).passthrough();
 
-export const chatCompletionSchema = z.object({
+/** The fields both providers accept in the same shape (each provider's schema is strict: anything else is a 400). */
+export const chatFields = {
   model: z.string().min(1).max(128),
   messages: z.array(message).min(1).max(2000),
   stream: z.boolean().optional(),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).passthrough().nullish(),
-  max_tokens: z.number().int().positive().nullish(),
-  max_completion_tokens: z.number().int().positive().nullish(),
-  n: z.number().int().min(1).max(8).nullish(),
-}).passthrough();
+  stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullish(),
+  max_tokens: int(1, MAX_OUTPUT_FIELD).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  response_format: z.object({ type: z.string().max(64) }).passthrough().nullish(),
+};
 
-export type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
+export type ChatCompletionBody = {
+  model: string;
+  messages: Record<string, unknown>[];
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean } | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  n?: number | null;
+  [key: string]: unknown;
+};
+
+/** The content parts of every message (a string content has none). */
+function contentParts(body: ChatCompletionBody): Record<string, unknown>[] {
+  return body.messages.flatMap((m) => Array.isArray(m.content) ? m.content as Record<string, unknown>[] : []);
+}
+
+/**
+ * Whether a message holds input the gateway cannot measure: an image or file by URL (not a data: URI), or a
+ * file by id. Inline data (base64) is in the body and counted with it.
+ */
+export function chatInputUnbounded(body: ChatCompletionBody): boolean {
+  return contentParts(body).some((part) => {
+    const url = (part.image_url as { url?: unknown } | undefined)?.url ??
+      (part.file_url as { url?: unknown } | undefined)?.url;
+    if (typeof url === "string" && !url.startsWith("data:")) return true;
+    const file = part.file as { file_id?: unknown } | undefined;
+    return typeof file?.file_id === "string";
+  });
+}
 
 export function describeChat(body: ChatCompletionBody): Described {
   return {
@@ -24,32 +63,55 @@ export function describeChat(body: ChatCompletionBody): Described {
     stream: body.stream === true,
     requestedMaxOutput: requestedOutput(body),
     choices: body.n ?? 1,
+    inputUnbounded: chatInputUnbounded(body),
   };
 }
 
 type OpenAiUsage = {
-  prompt_tokens?: number;
-  completion_tokens?: number;
-  prompt_tokens_details?: { cached_tokens?: number } | null;
+  prompt_tokens?: unknown;
+  completion_tokens?: unknown;
+  prompt_tokens_details?: { cached_tokens?: unknown } | null;
+  completion_tokens_details?: { reasoning_tokens?: unknown } | null;
 };
 
+/** OpenAI counts cached tokens within prompt_tokens and reasoning tokens within completion_tokens, as we do. */
 export function usageFromOpenAi(u: OpenAiUsage | null | undefined): Usage | null {
   if (!u || typeof u !== "object") return null;
-  return {
-    inputTokens: u.prompt_tokens ?? 0,
-    cachedInputTokens: u.prompt_tokens_details?.cached_tokens ?? 0,
-    outputTokens: u.completion_tokens ?? 0,
-  };
+  return usageOf({
+    input: u.prompt_tokens,
+    cached: u.prompt_tokens_details?.cached_tokens,
+    output: u.completion_tokens,
+    reasoning: u.completion_tokens_details?.reasoning_tokens,
+  });
 }
 
 export function usageFromChatJson(json: unknown): Usage | null {
   return usageFromOpenAi((json as { usage?: OpenAiUsage } | null)?.usage);
 }
 
-type Chunk = {
-  choices?: { delta?: { content?: string | null; reasoning_content?: string | null } }[];
-  usage?: unknown;
+type ChoiceText = {
+  content?: unknown;
+  reasoning_content?: unknown;
+  refusal?: unknown;
+  tool_calls?: { function?: { name?: unknown; arguments?: unknown } }[];
 };
+
+function textOfChoice(m: ChoiceText | undefined): string {
+  if (!m) return "";
+  const parts = [m.content, m.reasoning_content, m.refusal].filter((x): x is string => typeof x === "string");
+  for (const call of m.tool_calls ?? []) {
+    for (const x of [call.function?.name, call.function?.arguments]) if (typeof x === "string") parts.push(x);
+  }
+  return parts.join("");
+}
+
+/** The generated text of a non-streamed chat completion (every choice, tool call arguments included). */
+export function chatOutputTextOf(json: unknown): string {
+  const choices = (json as { choices?: { message?: ChoiceText }[] } | null)?.choices;
+  return Array.isArray(choices) ? choices.map((c) => textOfChoice(c?.message)).join("") : "";
+}
+
+type Chunk = { choices?: { delta?: ChoiceText }[]; usage?: unknown };
 
 /**
  * Meters an OpenAI-style stream. With `hideUsage` (we asked for usage, the client did not), the usage-only
@@ -57,7 +119,7 @@ type Chunk = {
  */
 export function chatStreamMeter(hideUsage: boolean): StreamMeter {
   let usage: Usage | null = null;
-  let chars = 0;
+  let bytes = 0;
   return {
     onEvent(event: SseEvent): SseEvent | null {
       if (!event.data || event.data === "[DONE]") return event;
@@ -67,9 +129,7 @@ export function chatStreamMeter(hideUsage: boolean): StreamMeter {
       } catch {
         return event;
       }
-      for (const choice of chunk.choices ?? []) {
-        chars += (choice.delta?.content?.length ?? 0) + (choice.delta?.reasoning_content?.length ?? 0);
-      }
+      for (const choice of chunk.choices ?? []) bytes += utf8Bytes(textOfChoice(choice.delta));
       if (chunk.usage) usage = usageFromOpenAi(chunk.usage as OpenAiUsage);
       if (!hideUsage || !("usage" in chunk)) return event;
       if (chunk.usage && (chunk.choices?.length ?? 0) === 0) return null;
@@ -78,11 +138,10 @@ export function chatStreamMeter(hideUsage: boolean): StreamMeter {
       return { raw: `data: ${data}`, data };
     },
     usage: () => usage,
-    outputChars: () => chars,
+    outputBytes: () => bytes,
   };
 }
 
-/** Caps max output and asks for stream usage; returns whether the client had asked for usage itself. */
 /** The larger of the two output limits a client may send; the hold and the cap use it. */
 export function requestedOutput(body: ChatCompletionBody): number | null {
   const asked = [body.max_completion_tokens, body.max_tokens].filter((v): v is number =>
@@ -91,6 +150,7 @@ export function requestedOutput(body: ChatCompletionBody): number | null {
   return asked.length ? Math.max(...asked) : null;
 }
 
+/** Caps max output and asks for stream usage; returns whether the client had asked for usage itself. */
 export function prepareChat(body: ChatCompletionBody, maxOutput: number) {
   const out: ChatCompletionBody = { ...body };
   // Both fields, when sent, are capped: the provider honours either.
