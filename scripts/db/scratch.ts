@@ -57,8 +57,14 @@ function freePort(): number {
 
 export type ScratchDatabase = AsyncDisposable & { url: string; port: number; stop(): Promise<void> };
 
-/** A new cluster with the platform bootstrap applied; stop() (or `await using`) removes it. */
-export async function scratchDatabase(label = "scratch"): Promise<ScratchDatabase> {
+/**
+ * A new cluster with the platform bootstrap applied; stop() (or `await using`) removes it. `durable`: commits are
+ * fsynced as on the platform (for tests that crash it); otherwise not, since a schema scratch holds nothing.
+ */
+export async function scratchDatabase(
+  label = "scratch",
+  opts: { durable?: boolean } = {},
+): Promise<ScratchDatabase> {
   const dir = await Deno.makeTempDir({ prefix: `aie-db-${label}-` });
   const data = join(dir, "data"),
     run_ = join(dir, "run"),
@@ -85,7 +91,7 @@ export async function scratchDatabase(label = "scratch"): Promise<ScratchDatabas
     "--locale=C.UTF-8",
   ], { asPostgres: true });
   const port = freePort();
-  // A scratch cluster holds nothing worth keeping: no fsync, so building one takes a second or two.
+  const durability = opts.durable ? "on" : "off";
   await Deno.writeTextFile(
     join(data, "postgresql.conf"),
     `
@@ -97,9 +103,9 @@ cron.database_name = 'postgres'
 cron.use_background_workers = on
 max_worker_processes = 16
 timezone = 'UTC'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = ${durability}
+synchronous_commit = ${durability}
+full_page_writes = ${durability}
 `,
     { append: true },
   );
@@ -126,14 +132,18 @@ export async function migrationFiles(): Promise<string[]> {
   return names.sort();
 }
 
-/** Applies the migrations (those up to and including `upTo`, or before `before`), each in its own transaction. */
+/**
+ * Applies the migrations (from `from` on, up to and including `upTo`, or before `before`), each in its own
+ * transaction.
+ */
 export async function applyMigrations(
   url: string,
-  opts: { upTo?: string; before?: string } = {},
+  opts: { from?: string; upTo?: string; before?: string } = {},
 ): Promise<string[]> {
   const applied: string[] = [];
   for (const name of await migrationFiles()) {
     const version = name.slice(0, 14);
+    if (opts.from && version < opts.from) continue;
     if (opts.upTo && version > opts.upTo) break;
     if (opts.before && version >= opts.before) break;
     await psql(url, { file: join(MIGRATIONS, name) });

@@ -269,13 +269,21 @@ const json = (status: number, body: unknown, headers: HeadersInit = {}) =>
 const BUFFERED_BODY_MAX = 1024 * 1024;
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"];
 
+/** Workers being started: concurrent first requests to a function share one (never two, one orphaned). */
+const starting = new Map<string, Promise<Worker>>();
+
 async function workerFor(name: string): Promise<Worker> {
-  let worker = workers.get(name);
-  if (!worker) {
-    worker = await startWorker(name);
-    workers.set(name, worker);
+  const running = workers.get(name);
+  if (running) return running;
+  let start = starting.get(name);
+  if (!start) {
+    start = startWorker(name).then((worker) => {
+      workers.set(name, worker);
+      return worker;
+    }).finally(() => starting.delete(name));
+    starting.set(name, start);
   }
-  return worker;
+  return await start;
 }
 
 /** Forwards the request to the function's worker and streams the answer back. */

@@ -111,7 +111,8 @@ alter table public.token_usage
   add constraint cached_and_written_are_within_input check (cached_input_tokens + cache_write_tokens <= input_tokens);
 create index token_usage_rate_id_idx on public.token_usage (rate_id);
 comment on column public.token_usage.debited_tokens is
-  'Platform tokens the call was billed: ceil((cost + request fee) / the platform rate in force when it was admitted).';
+  'Platform tokens the call was billed: ceil(its exact cost, tokens and request fee, / the platform rate in force '
+  'when it was admitted). cost_micro_usd is that cost rounded up to a micro-dollar.';
 comment on column public.token_usage.cache_write_tokens is 'Input tokens written to the prompt cache (part of input_tokens).';
 comment on column public.token_usage.reasoning_tokens is 'Output tokens spent reasoning (part of output_tokens).';
 comment on table public.token_usage is
@@ -127,8 +128,8 @@ comment on table public.token_balances is
   'more than was left (the overage is a ledger row like any other); no call is admitted while it is <= 0, and the '
   'next credit pays the debt first.';
 alter table public.token_transactions drop constraint balance_after_is_not_negative;
-alter table public.token_transactions add constraint balance_after_is_negative_only_after_usage
-  check (balance_after >= 0 or reason = 'usage');
+alter table public.token_transactions add constraint balance_after_is_negative_only_after_usage_or_credit
+  check (balance_after >= 0 or reason = 'usage' or delta > 0);
 
 alter table private.usage_outbox
   add column dead_at timestamptz,
@@ -495,7 +496,7 @@ begin
     return next;
     return;
   end if;
-  if v_need > balance then
+  if not p_ahead and v_need > balance then
     outcome := 'payment_required';
     message := format('Token balance too low for this call: %s available, up to %s needed', balance, v_need);
     return next;
@@ -850,20 +851,23 @@ declare
   v_all_done boolean := false;
   v_set boolean;
   v_record jsonb;
+  v_ids text[] := '{}';
+  v_errors text[] := '{}';
+  v_settles boolean[] := '{}';
 begin
   -- Before gateway_settle is first compiled in this session: compiling it opens the tables its variables are
   -- typed by, and that wait must time out too (a blocked settlement goes to the outbox, it never hangs).
   perform set_config('lock_timeout', '3s', true);
   -- In user order, so concurrent batches lock balance rows in the same order (no deadlocks); a user's calls
   -- before the leases they were admitted under are given back.
-  select coalesce(array_agg(items.record order by items.record ->> 'user_id', items.kind, items.record ->> 'request_id',
-                                                  items.record ->> 'lease_id'), '{}'),
-         coalesce(array_agg(items.kind order by items.record ->> 'user_id', items.kind, items.record ->> 'request_id',
-                                                items.record ->> 'lease_id'), '{}')
+  select coalesce(array_agg(items.record order by items.record ->> 'user_id', items.settles_first,
+                                                  items.record ->> 'request_id', items.record ->> 'lease_id'), '{}'),
+         coalesce(array_agg(items.kind order by items.record ->> 'user_id', items.settles_first,
+                                                items.record ->> 'request_id', items.record ->> 'lease_id'), '{}')
     into v_items, v_kinds
-    from (select value as record, 'settle' as kind from jsonb_array_elements(p_records)
+    from (select value as record, 'settle' as kind, 0 as settles_first from jsonb_array_elements(p_records)
           union all
-          select value, 'close_lease' from jsonb_array_elements(coalesce(p_close_leases, '[]'))) items;
+          select value, 'close_lease', 1 from jsonb_array_elements(coalesce(p_close_leases, '[]'))) items;
 
   -- The usual case at once, in one subtransaction: set-based when it can (_settle_set), else call by call.
   begin
@@ -882,32 +886,31 @@ begin
 
   for i in 1 .. cardinality(v_items) loop
     v_record := v_items[i];
-    request_id := coalesce(v_record ->> 'request_id', v_record ->> 'lease_id');
-    error := null;
-    cost_tokens := null;
-    balance := null;
+    v_ids := v_ids || coalesce(v_record ->> 'request_id', v_record ->> 'lease_id');
+    v_settles := v_settles || (v_kinds[i] = 'settle');
+    v_errors := v_errors || null::text;
     if not v_all_done then
       begin
         if v_kinds[i] = 'settle' then
           perform private.gateway_settle(v_record);
         else
-          perform private.gateway_release(request_id);
+          perform private.gateway_release(v_ids[i]);
         end if;
       exception when others then
-        error := sqlstate || ': ' || sqlerrm;
+        v_errors[i] := sqlstate || ': ' || sqlerrm;
         if v_kinds[i] = 'settle' then
-          perform private.enqueue_usage(v_record, error); -- keeps what the call cost held for it
+          perform private.enqueue_usage(v_record, v_errors[i]); -- keeps what the call cost held for it
         end if;
       end;
     end if;
-    -- What a settled call cost and the balance after the batch, for the instance's lease book.
-    if error is null and v_kinds[i] = 'settle' then
-      select t.debited_tokens, b.balance into cost_tokens, balance
-        from public.token_usage t join public.token_balances b on b.user_id = t.user_id
-       where t.request_id = gateway_settle_batch.request_id;
-    end if;
-    return next;
   end loop;
+  -- Each item with its error; a settled call with what it cost and its user's balance after the whole batch, for
+  -- the instance's lease book.
+  return query
+    select x.id, x.error, t.debited_tokens, b.balance
+      from unnest(v_ids, v_errors, v_settles) as x (id, error, settles)
+      left join public.token_usage t on x.settles and x.error is null and t.request_id = x.id
+      left join public.token_balances b on b.user_id = t.user_id;
 end;
 $$;
 comment on function private.gateway_settle_batch(jsonb, jsonb) is

@@ -20,7 +20,7 @@ ALTER TABLE "public"."subscription_plans"
   DROP CONSTRAINT "max_input_tokens_is_positive";
 
 ALTER TABLE "public"."token_transactions"
-  DROP CONSTRAINT "balance_after_is_negative_only_after_usage";
+  DROP CONSTRAINT "balance_after_is_negative_only_after_usage_or_credit";
 
 ALTER TABLE "public"."token_usage"
   DROP CONSTRAINT "cache_write_tokens_is_not_negative";

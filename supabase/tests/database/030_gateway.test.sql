@@ -1,12 +1,16 @@
 -- The LLM gateway in SQL: price history without overlaps; private.gateway_admit's outcomes (unauthorized,
--- forbidden, rate_limited, payment_required, ok with a hold) and the free plan's monthly top-up;
--- private.gateway_settle (once per request id, releases the hold, cost at the held price incl. cached input,
--- unpriced models, never below zero); gateway_release; expired holds; the usage outbox; the usage_daily rollup;
--- check_usage_alerts (thresholds once per period, spikes); get_usage_summary and RLS as the API roles see them;
--- who may execute the gateway functions; the cron jobs.
+-- forbidden, rate_limited, payment_required, ok with a hold in platform tokens) and the free plan's monthly
+-- top-up; private.gateway_settle (a usage record, once per request id, releases the hold, the cost at the price in
+-- force when the call was admitted incl. cached input, billed in platform tokens ceil(cost / rate), unpriced models
+-- billed their raw tokens, the full cost even beyond the balance: below zero by the overage); gateway_release;
+-- expired holds; the usage outbox; the usage_daily rollup; check_usage_alerts (thresholds in platform tokens billed,
+-- once per period, spikes); get_usage_summary and RLS as the API roles see them; who may execute the gateway
+-- functions; the cron jobs.
+-- Expected platform tokens are computed here from the prices and the rate in force (:rate, micro-dollars per
+-- million platform tokens): ceil(sum of tokens x price per million / rate).
 begin;
 \ir ../_helpers.psql
-select plan(140);
+select plan(141);
 
 -- ======================================================================================= fixtures
 -- Prices of models of our own, so the seeded price list can change without breaking this file.
@@ -17,6 +21,17 @@ values ('openai', 'pgtap030-model', 1000000, 250000, 4000000, '2026-01-01'),
        ('openai', 'pgtap030-nocache', 2000000, null, 2000000, '2026-01-01');
 select id as price_model from public.model_pricing where model = 'pgtap030-model' \gset
 select id as price_nocache from public.model_pricing where model = 'pgtap030-nocache' \gset
+-- The platform token rate in force (the expectations below are computed from it and the prices above).
+select micro_usd_per_mtok as rate from public.platform_token_rates
+ where effective_from <= now() and (effective_to is null or effective_to > now()) \gset
+-- What a call of input i and max output o holds on pgtap030-model ($1/M input, $4/M output):
+-- ceil((i x 1000000 + o x 4000000) / rate) platform tokens.
+select ceil((10 * 1000000::numeric + 10 * 4000000::numeric) / :rate)::bigint as h_10_10,
+       ceil((100 * 1000000::numeric + 500 * 4000000::numeric) / :rate)::bigint as h_100_500,
+       ceil((100 * 1000000::numeric + 300 * 4000000::numeric) / :rate)::bigint as h_100_300,
+       ceil((50 * 1000000::numeric + 100 * 4000000::numeric) / :rate)::bigint as h_50_100,
+       ceil((10 * 1000000::numeric + 8192 * 4000000::numeric) / :rate)::bigint as h_10_8192,
+       ceil((10 * 1000000::numeric + 300 * 4000000::numeric) / :rate)::bigint as h_10_300 \gset
 
 insert into public.subscription_plans
   (id, name, monthly_token_allowance, requests_per_minute, tokens_per_minute, max_output_tokens, allowed_models,
@@ -50,14 +65,18 @@ as $$
   select outcome from private.gateway_admit(p_user, 'openai', p_model, p_request, p_input, p_output, p_check_limits)
 $$;
 
--- gateway_settle with the gateway's arguments: tokens in, status ok.
+-- gateway_settle with the usage record the gateway sends: tokens in, status ok (admitted_at only when given:
+-- without it the call is priced as of now).
 create function tests.settle(p_request text, p_user uuid, p_input bigint, p_cached bigint, p_output bigint,
-                             p_model text default 'pgtap030-model')
+                             p_model text default 'pgtap030-model', p_admitted_at timestamptz default null)
 returns public.token_usage
 language sql
 as $$
-  select * from private.gateway_settle(p_request, p_user, 'openai', p_model, p_input, p_cached, p_output, 'ok', 200,
-                                       120, 'up-' || p_request, false)
+  select * from private.gateway_settle(jsonb_strip_nulls(jsonb_build_object(
+    'request_id', p_request, 'user_id', p_user, 'provider', 'openai', 'model', p_model, 'input_tokens', p_input,
+    'cached_input_tokens', p_cached, 'output_tokens', p_output, 'status', 'ok', 'http_status', 200,
+    'latency_ms', 120, 'upstream_request_id', 'up-' || p_request, 'tokens_estimated', false,
+    'admitted_at', p_admitted_at)))
 $$;
 
 create function tests.balance(p_user uuid) returns bigint
@@ -112,7 +131,8 @@ select is((private._price_in_force('openai', 'pgtap030-history', '2026-01-31 23:
   'Just before the boundary the old period''s price is in force');
 
 -- ============================================================================ gateway_admit outcomes
-select tests.gw_user('alice', 'pro', 1000) as alice \gset
+-- alice has one and a half holds of a call of input 100 and max output 500.
+select tests.gw_user('alice', 'pro', :h_100_500 * 3 / 2) as alice \gset
 select tests.gw_user('bob', 'pro', 1000000) as bob \gset
 select tests.gw_user('limited', 'pgtap030_limited', 10000) as limited \gset
 select tests.gw_user('rpm', 'pgtap030_rpm', 100000) as rpm_user \gset
@@ -156,7 +176,7 @@ select ok(
   'A rate_limited answer says when the minute''s window resets');
 select is_empty($$select 1 from private.token_holds where request_id in ('pgtap030:rpm:3', 'pgtap030:rpm:4')$$,
   'A rate_limited call places no hold');
-select is(tests.held(:'rpm_user'), 40::bigint, 'Only the two admitted calls hold tokens (2 x 20)');
+select is(tests.held(:'rpm_user'), (2 * :h_10_10)::bigint, 'Only the two admitted calls hold tokens (2 x the call''s hold)');
 select is((select hits from private.rate_limit_buckets where key = 'gw:rpm:' || :'rpm_user'), 4,
   'The user''s requests-per-minute bucket counted all four hits');
 select is(tests.admit(:'rpm_user', 'pgtap030:rpm:5', 10, 10, p_check_limits => false), 'ok',
@@ -164,55 +184,56 @@ select is(tests.admit(:'rpm_user', 'pgtap030:rpm:5', 10, 10, p_check_limits => f
 select is((select hits from private.rate_limit_buckets where key = 'gw:rpm:' || :'rpm_user'), 4,
   'Without p_check_limits nothing is counted in Postgres');
 
--- rate_limited (tokens per minute): the window counts the hold
+-- rate_limited (tokens per minute): the window counts the call's tokens (input + max output), not its hold
 select is(tests.admit(:'tpm_user', 'pgtap030:tpm:1', 100, 500, p_check_limits => true), 'ok',
-  'A hold of 600 fits a window of 1000 tokens a minute');
+  'A call of 600 tokens (input + max output) fits a window of 1000 tokens a minute');
 select results_eq(
   format($$select outcome, message, limit_value from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:tpm:2', 100, 500, true)$$, :'tpm_user'),
   $$values ('rate_limited', 'Tokens-per-minute limit reached', 1000)$$,
-  'A second hold of 600 exceeds 1000 tokens a minute although the first call has not finished');
-select is(tests.held(:'tpm_user'), 600::bigint, 'The refused call holds nothing');
+  'A second call of 600 tokens exceeds 1000 tokens a minute although the first call has not finished');
+select is(tests.held(:'tpm_user'), :h_100_500::bigint, 'The refused call holds nothing (held: the first call''s hold)');
 
 -- payment_required
 select results_eq(
   format($$select outcome, hold_tokens, balance from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:pay:1', 100, 500, false)$$, :'alice'),
-  $$values ('ok', 600::bigint, 400::bigint)$$,
-  'A hold of 600 against a balance of 1000 is admitted, leaving 400 unreserved');
+  format($$values ('ok', %s::bigint, %s::bigint)$$, :h_100_500, :h_100_500 * 3 / 2 - :h_100_500),
+  'A hold of ceil(($1/M x 100 + $4/M x 500) / rate) against one and a half holds is admitted, half a hold left');
 select results_eq(
   format($$select outcome, hold_tokens, balance from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:pay:2', 100, 500, false)$$, :'alice'),
-  $$values ('payment_required', 600::bigint, 400::bigint)$$,
-  'A second hold of 600 with 400 unreserved is payment_required (balance - held < hold)');
-select is(tests.held(:'alice'), 600::bigint, 'A payment_required call holds nothing');
+  format($$values ('payment_required', %s::bigint, %s::bigint)$$, :h_100_500, :h_100_500 * 3 / 2 - :h_100_500),
+  'A second such hold with half a hold unreserved is payment_required (balance - held < hold)');
+select is(tests.held(:'alice'), :h_100_500::bigint, 'A payment_required call holds nothing');
 select is_empty($$select 1 from private.token_holds where request_id = 'pgtap030:pay:2'$$,
   'A payment_required call places no hold row');
-select is(tests.balance(:'alice'), 1000::bigint, 'Admission never changes a paid plan''s balance');
+select is(tests.balance(:'alice'), (:h_100_500 * 3 / 2)::bigint, 'Admission never changes a paid plan''s balance');
 
 -- ok: the hold
 select results_eq(
   $$select user_id, provider, model, amount, pricing_id from private.token_holds where request_id = 'pgtap030:pay:1'$$,
-  format($$values (%L::uuid, 'openai', 'pgtap030-model', 600::bigint, %s::bigint)$$, :'alice', :'price_model'),
+  format($$values (%L::uuid, 'openai', 'pgtap030-model', %s::bigint, %s::bigint)$$, :'alice', :h_100_500,
+         :'price_model'),
   'An admitted call''s hold records user, model, amount and the price in force');
 select is((select expires_at from private.token_holds where request_id = 'pgtap030:pay:1'), now() + interval '15 minutes',
   'A hold expires after 15 minutes');
 select results_eq(
   format($$select outcome, max_output_tokens, hold_tokens from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:cap:1', 10, 100000, false)$$, :'bob'),
-  $$values ('ok', 8192, 8202::bigint)$$,
+  format($$values ('ok', 8192, %s::bigint)$$, :h_10_8192),
   'A requested max output above the plan''s is capped at the plan''s (8192 on pro) and held as such');
 select results_eq(
   format($$select max_output_tokens, hold_tokens from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:cap:2', 10, null, false)$$, :'bob'),
-  $$values (8192, 8202::bigint)$$,
+  format($$values (8192, %s::bigint)$$, :h_10_8192),
   'Without a requested max output the plan''s maximum is held');
 select results_eq(
   format($$select max_output_tokens, hold_tokens from private.gateway_admit(%L, 'openai', 'pgtap030-model',
            'pgtap030:cap:3', 10, 300, false)$$, :'bob'),
-  $$values (300, 310::bigint)$$,
+  format($$values (300, %s::bigint)$$, :h_10_300),
   'A smaller requested max output is held as requested');
-select is(tests.held(:'bob'), (8202 + 8202 + 310)::bigint, 'held is the sum of the user''s holds');
+select is(tests.held(:'bob'), (2 * :h_10_8192 + :h_10_300)::bigint, 'held is the sum of the user''s holds');
 
 -- ============================================================================ free plan top-up
 select tests.gw_user('carol', 'free') as carol \gset
@@ -229,11 +250,13 @@ select results_eq(
   $$values (100000::bigint, 'subscription_allowance', 100000::bigint)$$,
   'The first call of the month tops the free allowance up (reference free:<user>:<YYYY-MM>)');
 select is(tests.balance(:'carol'), 100000::bigint, 'The free user''s balance is the monthly allowance');
+select ceil((20000 * 1000000::numeric + 10000 * 4000000::numeric) / :rate)::bigint as carol_cost \gset
 select ok((tests.settle('pgtap030:free:1', :'carol', 20000, 0, 10000)).request_id is not null,
   'The free user''s call settles');
-select is(tests.balance(:'carol'), 70000::bigint, 'The call debited 30000');
+select is(tests.balance(:'carol'), (100000 - :carol_cost)::bigint,
+  'The call debited its cost in platform tokens, ceil(($1/M x 20000 + $4/M x 10000) / rate)');
 select is(tests.admit(:'carol', 'pgtap030:free:2', 100, 500), 'ok', 'The free user''s next call is admitted');
-select is(tests.balance(:'carol'), 70000::bigint, 'The second call of the month tops nothing up');
+select is(tests.balance(:'carol'), (100000 - :carol_cost)::bigint, 'The second call of the month tops nothing up');
 select is((select count(*)::int from public.token_transactions where user_id = :'carol' and reason = 'subscription_allowance'),
   1, 'One top-up per month');
 
@@ -251,103 +274,129 @@ select is(tests.admit(:'frank', 'pgtap030:free:5', 100, 500), 'ok', 'A free user
 select is(tests.balance(:'frank'), 100000::bigint, 'Last month''s top-up does not stop this month''s');
 
 select is(tests.admit(:'alice', 'pgtap030:free:6', 10, 10), 'ok', 'A pro user is admitted');
-select is(tests.balance(:'alice'), 1000::bigint, 'A paid plan gets no free top-up');
+select is(tests.balance(:'alice'), (:h_100_500 * 3 / 2)::bigint, 'A paid plan gets no free top-up');
 
 -- ============================================================================ gateway_settle
-select tests.gw_user('gina', 'pro', 500) as gina \gset
-select tests.gw_user('hank', 'pro', 1000) as hank \gset
+-- gina has exactly one hold of a call of input 100 and max output 300, hank two.
+select tests.gw_user('gina', 'pro', :h_100_300) as gina \gset
+select tests.gw_user('hank', 'pro', 2 * :h_100_300) as hank \gset
 select tests.gw_user('ivy', 'pro', 1000000) as ivy \gset
 
-select is(tests.admit(:'bob', 'pgtap030:settle:1', 50, 100), 'ok', 'bob''s call is admitted (hold 150)');
-select is(tests.held(:'bob'), (8202 + 8202 + 310 + 150)::bigint, 'bob holds 150 more');
+select is(tests.admit(:'bob', 'pgtap030:settle:1', 50, 100), 'ok', 'bob''s call is admitted (input 50, output 100)');
+select is(tests.held(:'bob'), (2 * :h_10_8192 + :h_10_300 + :h_50_100)::bigint, 'bob holds that call''s hold more');
 select id as settle1_id from tests.settle('pgtap030:settle:1', :'bob', 1000, 300, 201) \gset
--- 700 uncached at $1/M + 300 cached at $0.25/M + 201 output at $4/M = 700 + 75 + 804 micro-dollars
+-- 700 uncached at $1/M + 300 cached at $0.25/M + 201 output at $4/M = 700 + 75 + 804 micro-dollars, billed
+-- ceil(1579 micro-dollars / rate) platform tokens.
+select ceil((700 * 1000000::numeric + 300 * 250000::numeric + 201 * 4000000::numeric) / :rate)::bigint as settle1_cost \gset
 select results_eq(
   $$select input_tokens, cached_input_tokens, output_tokens, cost_micro_usd, price_missing, debited_tokens, status,
            http_status, upstream_request_id from public.token_usage where request_id = 'pgtap030:settle:1'$$,
-  $$values (1000::bigint, 300::bigint, 201::bigint, 1579::bigint, false, 1201::bigint, 'ok', 200,
-            'up-pgtap030:settle:1')$$,
-  'Settling writes one usage row with the tokens, the cost with cached input at its own price, and the debit');
+  format($$values (1000::bigint, 300::bigint, 201::bigint, 1579::bigint, false, %s::bigint, 'ok', 200,
+                   'up-pgtap030:settle:1')$$, :settle1_cost),
+  'Settling writes one usage row with the tokens, the cost with cached input at its own price, and the debit in platform tokens');
 select is((select pricing_id from public.token_usage where request_id = 'pgtap030:settle:1'), :'price_model'::bigint,
   'The usage row references the price it was billed at');
-select is(tests.held(:'bob'), (8202 + 8202 + 310)::bigint, 'Settling releases exactly the call''s hold');
+select is(tests.held(:'bob'), (2 * :h_10_8192 + :h_10_300)::bigint, 'Settling releases exactly the call''s hold');
 select is_empty($$select 1 from private.token_holds where request_id = 'pgtap030:settle:1'$$,
   'Settling removes the hold row');
-select is(tests.balance(:'bob'), (1000000 - 1201)::bigint, 'Settling debits input + output tokens');
+select is(tests.balance(:'bob'), (1000000 - :settle1_cost)::bigint, 'Settling debits the call''s cost in platform tokens');
 select results_eq(
-  $$select delta, reason, metadata ->> 'shortfall' from public.token_transactions where reference = 'usage:pgtap030:settle:1'$$,
-  $$values (-1201::bigint, 'usage', '0')$$,
-  'The debit is a ledger row usage:<request id> without shortfall');
+  $$select delta, balance_after, reason, metadata from public.token_transactions
+     where reference = 'usage:pgtap030:settle:1'$$,
+  format($$values (%s::bigint, %s::bigint, 'usage',
+                   '{"provider": "openai", "model": "pgtap030-model", "cost_micro_usd": 1579}'::jsonb)$$,
+         -:settle1_cost, 1000000 - :settle1_cost),
+  'The debit is a ledger row usage:<request id> with the balance after it and the call''s cost in micro-dollars');
 
 select is((tests.settle('pgtap030:settle:1', :'bob', 99999, 0, 99999)).id, :'settle1_id'::bigint,
   'Settling the same request id again returns the same usage row');
-select is(tests.balance(:'bob'), (1000000 - 1201)::bigint, 'A repeated settlement debits nothing more');
+select is(tests.balance(:'bob'), (1000000 - :settle1_cost)::bigint, 'A repeated settlement debits nothing more');
 select is((select count(*)::int from public.token_usage where request_id = 'pgtap030:settle:1'), 1,
   'A repeated settlement adds no usage row');
 select is((select count(*)::int from public.token_transactions where reference = 'usage:pgtap030:settle:1'), 1,
   'A repeated settlement adds no ledger row');
-select is(tests.held(:'bob'), (8202 + 8202 + 310)::bigint, 'A repeated settlement releases nothing more');
+select is(tests.held(:'bob'), (2 * :h_10_8192 + :h_10_300)::bigint, 'A repeated settlement releases nothing more');
 
--- Rounding up, no cached price, the price held since admission.
-select is((tests.settle('pgtap030:settle:2', :'ivy', 7, 3, 1)).cost_micro_usd, 9::bigint,
-  'The cost is rounded up to a whole micro-dollar (4 + 0.75 + 4 = 8.75 -> 9)');
+-- Rounding up, no cached price.
+select results_eq(
+  format($$select cost_micro_usd, debited_tokens from tests.settle('pgtap030:settle:2', %L, 7, 3, 1)$$, :'ivy'),
+  format($$values (9::bigint, %s::bigint)$$, ceil((4 * 1000000::numeric + 3 * 250000::numeric + 1 * 4000000::numeric) / :rate)),
+  'The cost is rounded up to a whole micro-dollar (4 + 0.75 + 4 = 8.75 -> 9), the debit up to a whole platform token');
 select is((tests.settle('pgtap030:settle:3', :'ivy', 10, 4, 5, 'pgtap030-nocache')).cost_micro_usd, 30::bigint,
   'Cached input of a model without a cached price costs the input price');
-select is(tests.admit(:'ivy', 'pgtap030:settle:4', 10, 10), 'ok', 'ivy''s call is admitted at the current price');
-update public.model_pricing set effective_to = now() where id = :'price_model';
-insert into public.model_pricing
-  (provider, model, input_micro_usd_per_mtok, cached_input_micro_usd_per_mtok, output_micro_usd_per_mtok,
-   effective_from)
-values ('openai', 'pgtap030-model', 9000000, 9000000, 9000000, now());
-select results_eq(
-  format($$select pricing_id, cost_micro_usd from tests.settle('pgtap030:settle:4', %L, 1000, 0, 1000)$$, :'ivy'),
-  format('values (%s::bigint, 5000::bigint)', :'price_model'),
-  'A call admitted before a price change is billed at the price held at admission');
-select isnt((private._price_in_force('openai', 'pgtap030-model', now())).id, :'price_model'::bigint,
-  '(the new price is the one in force now)');
 
 -- An unpriced model.
 select results_eq(
   format($$select cost_micro_usd, pricing_id, price_missing, debited_tokens
              from tests.settle('pgtap030:settle:5', %L, 10, 0, 5, 'pgtap030-unpriced')$$, :'ivy'),
   $$values (null::bigint, null::bigint, true, 15::bigint)$$,
-  'A call to a model without a price records cost null and price_missing, and still debits its tokens');
+  'A call to a model that never had a price records cost null and price_missing, and debits its raw tokens 1:1');
 select is(
   (select count(*)::int from private.admin_alerts
     where kind = 'unpriced_model' and dedupe_key = 'unpriced_model:openai:pgtap030-unpriced:' || to_char(now(), 'YYYY-MM-DD')),
   1, 'An unpriced model in use raises one operator alert a day');
 
--- Never below zero.
-select is(tests.admit(:'gina', 'pgtap030:short:1', 100, 300), 'ok', 'gina''s call holds 400 of her 500');
+-- The full cost, even beyond the balance: the overage takes it below zero.
+select ceil((600 * 1000000::numeric + 400 * 4000000::numeric) / :rate)::bigint as gina_cost,
+       ceil((600 * 1000000::numeric + 300 * 4000000::numeric) / :rate)::bigint as hank_cost \gset
+select is(tests.admit(:'gina', 'pgtap030:short:1', 100, 300), 'ok', 'gina''s call holds all of her balance');
 select results_eq(
-  format($$select debited_tokens, input_tokens + output_tokens from tests.settle('pgtap030:short:1', %L, 600, 0, 400)$$,
-         :'gina'),
-  $$values (500::bigint, 1000::bigint)$$,
-  'A call that used more than the balance debits only what is there');
-select is(tests.balance(:'gina'), 0::bigint, 'The balance stops at zero');
-select is((select (metadata ->> 'shortfall')::bigint from public.token_transactions where reference = 'usage:pgtap030:short:1'),
-  500::bigint, 'The shortfall is recorded in the ledger row''s metadata');
+  format($$select debited_tokens, cost_micro_usd from tests.settle('pgtap030:short:1', %L, 600, 0, 400)$$, :'gina'),
+  format($$values (%s::bigint, 2200::bigint)$$, :gina_cost),
+  'A call that cost more than the balance is debited its full cost (600 + 1600 micro-dollars, in platform tokens)');
+select results_eq(format($$select tests.balance(%1$L), tests.held(%1$L)$$, :'gina'),
+  format($$values (%s::bigint, 0::bigint)$$, :h_100_300 - :gina_cost),
+  'The balance goes below zero by the overage; nothing stays held');
+select results_eq(
+  $$select delta, balance_after, reason from public.token_transactions where reference = 'usage:pgtap030:short:1'$$,
+  format($$values (%s::bigint, %s::bigint, 'usage')$$, -:gina_cost, :h_100_300 - :gina_cost),
+  'The overage is an ordinary usage ledger row, its balance_after negative');
 
-select is(tests.admit(:'hank', 'pgtap030:short:2', 100, 300), 'ok', 'hank''s first call holds 400 of 1000');
-select is(tests.admit(:'hank', 'pgtap030:short:3', 100, 300), 'ok', 'hank''s second call holds 400 more');
-select is((tests.settle('pgtap030:short:2', :'hank', 600, 0, 300)).debited_tokens, 600::bigint,
-  'An overrunning call debits at most what other calls have not reserved (1000 - 400)');
-select is(tests.balance(:'hank'), 400::bigint, 'The other call''s reserved 400 stay in the balance');
-select is(tests.held(:'hank'), 400::bigint, 'The other call''s hold stays');
+select is(tests.admit(:'hank', 'pgtap030:short:2', 100, 300), 'ok', 'hank''s first call holds half his balance');
+select is(tests.admit(:'hank', 'pgtap030:short:3', 100, 300), 'ok', 'hank''s second call holds the other half');
+select is((tests.settle('pgtap030:short:2', :'hank', 600, 0, 300)).debited_tokens, :hank_cost::bigint,
+  'An overrunning call is debited in full, even beyond what other calls have not reserved');
+select is(tests.balance(:'hank'), (2 * :h_100_300 - :hank_cost)::bigint,
+  'The balance falls below what the other call holds');
+select is(tests.held(:'hank'), :h_100_300::bigint, 'The other call''s hold stays');
+select results_eq(
+  format($$select outcome, balance from private.gateway_admit(%L, 'openai', 'pgtap030-model', 'pgtap030:short:4',
+           1, 1, false)$$, :'hank'),
+  format($$values ('payment_required', %s::bigint)$$, 2 * :h_100_300 - :hank_cost - :h_100_300),
+  'With the unreserved balance below zero even the smallest call is payment_required');
+
+-- The price in force when the call was admitted.
+select is(tests.admit(:'ivy', 'pgtap030:settle:4', 10, 10), 'ok', 'ivy''s call is admitted at the current price');
+-- The price changes after the call was admitted (its usage record says when: admitted_at, two minutes ago here)
+-- and before it is settled (now).
+update public.model_pricing set effective_to = now() - interval '1 minute' where id = :'price_model';
+insert into public.model_pricing
+  (provider, model, input_micro_usd_per_mtok, cached_input_micro_usd_per_mtok, output_micro_usd_per_mtok,
+   effective_from)
+values ('openai', 'pgtap030-model', 9000000, 9000000, 9000000, now() - interval '1 minute');
+select results_eq(
+  format($$select pricing_id, cost_micro_usd, debited_tokens
+             from tests.settle('pgtap030:settle:4', %L, 1000, 0, 1000,
+                               p_admitted_at => now() - interval '2 minutes')$$, :'ivy'),
+  format('values (%s::bigint, 5000::bigint, %s::bigint)', :'price_model',
+         ceil((1000 * 1000000::numeric + 1000 * 4000000::numeric) / :rate)),
+  'A call admitted before a price change is billed at the price in force when it was admitted');
+select isnt((private._price_in_force('openai', 'pgtap030-model', now())).id, :'price_model'::bigint,
+  '(the new price is the one in force at settlement)');
 
 -- ============================================================================ gateway_release
-select is(tests.admit(:'bob', 'pgtap030:release:1', 10, 10), 'ok', 'bob''s call is admitted (hold 20)');
+select is(tests.admit(:'bob', 'pgtap030:release:1', 10, 10), 'ok', 'bob''s call is admitted');
 select is(private.gateway_release('pgtap030:release:1'), true, 'gateway_release gives a hold back');
-select is(tests.held(:'bob'), (8202 + 8202 + 310)::bigint, 'The released hold no longer counts in held');
+select is(tests.held(:'bob'), (2 * :h_10_8192 + :h_10_300)::bigint, 'The released hold no longer counts in held');
 select is(private.gateway_release('pgtap030:release:1'), false, 'Releasing it again does nothing');
 select is(private.gateway_release('pgtap030:no-such-request'), false, 'Releasing an unknown request does nothing');
-select is(tests.balance(:'bob'), (1000000 - 1201)::bigint, 'Releasing never changes the balance');
+select is(tests.balance(:'bob'), (1000000 - :settle1_cost)::bigint, 'Releasing never changes the balance');
 
 -- ============================================================================ expired holds
 update private.token_holds set expires_at = now() - interval '1 minute'
  where request_id in ('pgtap030:cap:1', 'pgtap030:cap:2');
 select ok(private.release_expired_holds() >= 2, 'release_expired_holds releases the expired holds');
-select is(tests.held(:'bob'), 310::bigint, 'Expired holds are given back; the live one stays');
+select is(tests.held(:'bob'), :h_10_300::bigint, 'Expired holds are given back; the live one stays');
 select is_empty($$select 1 from private.token_holds where request_id in ('pgtap030:cap:1', 'pgtap030:cap:2')$$,
   'Expired hold rows are gone');
 
@@ -367,18 +416,20 @@ select private.enqueue_usage(jsonb_build_object(
   'model', 'pgtap030-nocache', 'input_tokens', 1, 'output_tokens', 1, 'status', 'ok'), null);
 select ok(private.process_usage_outbox() >= 1, 'process_usage_outbox applies waiting records');
 select results_eq(
-  $$select input_tokens, output_tokens, cost_micro_usd from public.token_usage where request_id = 'pgtap030:outbox:1'$$,
-  $$values (100::bigint, 50::bigint, 300::bigint)$$,
-  'The parked record becomes its usage row');
+  $$select input_tokens, output_tokens, cost_micro_usd, debited_tokens from public.token_usage
+     where request_id = 'pgtap030:outbox:1'$$,
+  format($$values (100::bigint, 50::bigint, 300::bigint, %s::bigint)$$,
+         ceil((100 * 2000000::numeric + 50 * 2000000::numeric) / :rate)),
+  'The parked record becomes its usage row, billed at its price');
 select results_eq(
   $$select applied_at is not null, attempts, last_error from private.usage_outbox where request_id = 'pgtap030:outbox:1'$$,
   $$values (true, 1, null::text)$$,
   'The applied record is marked applied');
 select results_eq(
-  $$select applied_at is null, attempts, last_error is not null, next_attempt_at > now()
+  $$select applied_at is null, dead_at is null, attempts, split_part(last_error, ':', 1), next_attempt_at > now()
       from private.usage_outbox where request_id = 'pgtap030:outbox:2'$$,
-  $$values (true, 1, true, true)$$,
-  'A record that cannot be applied stays, with its error, and waits before the next attempt');
+  $$values (true, true, 1, '23514', true)$$,
+  'A record that cannot be applied for now (a check violation, not a data exception) stays, with its error, and waits');
 select results_eq(
   $$select applied_at is not null, last_error from private.usage_outbox where request_id = 'pgtap030:outbox:3'$$,
   $$values (true, 'discarded: the user no longer exists')$$,
@@ -419,13 +470,14 @@ insert into public.user_subscriptions
 values (:'kate', 'pgtap030_alerts', 'monthly', 'active', 'sub_pgtap030Kate', 'cus_pgtap030Kate',
         now() - interval '2 days', now());
 
+-- A call billed p_tokens platform tokens (of ten times as many raw tokens: the alerts count what was billed).
 create function tests.usage(p_user uuid, p_request text, p_tokens bigint, p_at timestamptz default now())
 returns void
 language sql
 as $$
   insert into public.token_usage (request_id, user_id, provider, model, input_tokens, output_tokens, cost_micro_usd,
-                                  pricing_id, status, created_at)
-  values (p_request, p_user, 'openai', 'pgtap030-nocache', p_tokens, 0, 0, null, 'ok', p_at)
+                                  pricing_id, debited_tokens, status, created_at)
+  values (p_request, p_user, 'openai', 'pgtap030-nocache', 10 * p_tokens, 0, 0, null, p_tokens, 'ok', p_at)
 $$;
 select tests.usage(:'jack', 'pgtap030:alert:1', 850);
 select tests.usage(:'kate', 'pgtap030:alert:2', 900, now() - interval '5 days');
@@ -440,7 +492,7 @@ select results_eq(
              where user_id = %L order by threshold_percent$$, :'jack'),
   format($$values (50, %1$L::timestamptz, 850::bigint, 1000::bigint), (80, %1$L::timestamptz, 850::bigint, 1000::bigint)$$,
          :'month_start'),
-  '850 of 1000 tokens this month: the 50 % and 80 % alerts, for the UTC month');
+  '850 of 1000 platform tokens billed this month: the 50 % and 80 % alerts, for the UTC month');
 select is_empty(format('select 1 from public.usage_alerts where user_id = %L', :'kate'),
   'Usage before the subscription''s current period does not count (100 of 1000)');
 select results_eq(
@@ -490,7 +542,9 @@ select is((select count(*)::int from public.get_usage_summary(:'today'::date - 1
   'get_usage_summary includes the earlier day when the range does');
 select throws_ok(format('select private.gateway_admit(%L, ''openai'', ''gpt-4o'', ''x'', 1, 1, false)', :'ivy'),
   '42501', null, 'authenticated cannot call gateway_admit');
-select throws_ok(format($$select private.gateway_settle('x', %L, 'openai', 'gpt-4o', 1, 0, 1, 'ok')$$, :'ivy'),
+select throws_ok(
+  format($$select private.gateway_settle(jsonb_build_object('request_id', 'x', 'user_id', %L, 'provider', 'openai',
+           'model', 'gpt-4o', 'input_tokens', 1, 'output_tokens', 1, 'status', 'ok'))$$, :'ivy'),
   '42501', null, 'authenticated cannot call gateway_settle');
 select throws_ok('select private.process_usage_outbox()', '42501', null,
   'authenticated cannot call process_usage_outbox');
@@ -532,9 +586,9 @@ select is(
   (select array_agg(format('%s:%s', r, f) order by r, f)
      from unnest(array['anon', 'authenticated']) r,
           unnest(array[
-            'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer,integer)',
-            'private.gateway_settle(text,uuid,text,text,bigint,bigint,bigint,text,integer,integer,text,boolean,text,timestamptz)',
-            'private.gateway_lease(uuid,text,text,text,bigint,integer,integer,integer,bigint,integer,bigint,boolean,boolean,integer)',
+            'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer,integer,boolean,text)',
+            'private.gateway_settle(jsonb)',
+            'private.gateway_lease(uuid,text,text,text,bigint,integer,integer,integer,bigint,integer,bigint,boolean,boolean,integer,boolean,text)',
             'private.gateway_settle_batch(jsonb,jsonb)', 'private.rate_limit_take(text,integer,integer,integer,integer)',
             'private.gateway_release(text)', 'private.enqueue_usage(jsonb,text)',
             'private.process_usage_outbox(integer)', 'private.release_expired_holds()',

@@ -50,6 +50,8 @@ export interface StreamMeter {
   onEvent(event: SseEvent): SseEvent | null;
   /** Usage reported so far (null if the provider has reported none). */
   usage(): Usage | null;
+  /** Whether the provider's final usage arrived (a stream that ends without it was cut off upstream). */
+  final(): boolean;
   /** UTF-8 bytes of generated text forwarded so far (what a cut-off call is billed by at least). */
   outputBytes(): number;
 }

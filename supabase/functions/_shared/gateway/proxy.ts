@@ -183,9 +183,10 @@ type Billed =
   | { kind: "cut_off"; usage: Usage | null; outputBytes: number };
 
 /**
- * The usage record of a call. A cut-off call, or one whose provider reported no usage, is billed the larger of
- * what the provider reported and what was delivered (the input estimate; the generated text forwarded, at
- * about 3 bytes a token), and flagged as estimated.
+ * The usage record of a call. A cut-off call (a stream that ended before the provider's final usage, whoever
+ * ended it), or one whose provider reported no usage or counts that had to be mended, is billed the larger of
+ * what the provider reported and what was delivered (the input estimate; the generated text forwarded, at about
+ * 3 bytes a token), and flagged as estimated.
  */
 function usageRecord(
   adapter: ProviderAdapter,
@@ -205,21 +206,15 @@ function usageRecord(
   let usage = none;
   if (billed.kind !== "nothing") {
     const reported = billed.usage;
-    const estimate = billed.kind === "cut_off" || reported === null;
+    // Never less than what was delivered: when cut off, without a report, or with a report that had to be mended.
+    const estimate = billed.kind === "cut_off" || reported === null || reported.estimated;
     usage = reported ?? none;
     if (estimate) {
-      const input = Math.max(
-        usage.inputTokens,
-        reported && reported.inputTokens > 0 ? 0 : call.inputEstimate,
-      );
+      // The input a trustworthy report gave (Anthropic's message_start) stands; otherwise at least the estimate.
+      const trusted = reported !== null && !reported.estimated && reported.inputTokens > 0;
+      const input = trusted ? usage.inputTokens : Math.max(usage.inputTokens, call.inputEstimate);
       const output = Math.max(usage.outputTokens, tokensForBytes(billed.outputBytes));
-      usage = {
-        ...usage,
-        inputTokens: input,
-        outputTokens: output,
-        estimated: usage.estimated || input > usage.inputTokens || output > usage.outputTokens ||
-          reported === null,
-      };
+      usage = { ...usage, inputTokens: input, outputTokens: output, estimated: true };
     }
   }
   return {
@@ -500,8 +495,9 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
       const meter = adapter.createStreamMeter(prepared.clientWantsUsage);
       const body$ = meteredStream(upstream.body, meter, (how) => {
         upstreamCall.done();
+        // A stream that ended without the provider's final usage was cut off upstream (an error event, a drop).
         const status = how === "complete"
-          ? "ok"
+          ? meter.final() ? "ok" : "upstream_error"
           : how === "cancelled" || abortedBy() === "shutdown"
           ? "cancelled"
           : upstreamCall.controller.signal.aborted
@@ -513,7 +509,7 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
             adapter,
             call,
             {
-              kind: how === "complete" ? "answered" : "cut_off",
+              kind: how === "complete" && meter.final() ? "answered" : "cut_off",
               usage: meter.usage(),
               outputBytes: meter.outputBytes(),
             },

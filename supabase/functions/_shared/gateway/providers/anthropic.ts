@@ -21,7 +21,8 @@ import {
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
 import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
 
-export const messagesSchema = allowList({
+/** The allow-list: each field the gateway forwards for Anthropic messages (refused ones say why). */
+export const messagesFields = {
   model: z.string().min(1).max(128),
   messages: z.array(z.object({ role: z.enum(["user", "assistant"]) }).passthrough()).min(1).max(2000),
   max_tokens: int(1, MAX_OUTPUT_FIELD),
@@ -52,7 +53,9 @@ export const messagesSchema = allowList({
   container: refused(`container (code execution) ${BILLED_BEYOND_TOKENS}`),
   inference_geo: refused(`inference_geo ${BILLED_BEYOND_TOKENS}`),
   mcp_servers: refused(`mcp_servers ${BILLED_BEYOND_TOKENS}`),
-}, "Anthropic messages");
+};
+
+export const messagesSchema = allowList(messagesFields, "Anthropic messages");
 
 export type MessagesBody = z.infer<typeof messagesSchema>;
 
@@ -88,6 +91,7 @@ function meter(): StreamMeter {
   let start: AnthropicUsage | null = null;
   let output: unknown = null;
   let bytes = 0;
+  let final = false;
   return {
     onEvent(event: SseEvent) {
       if (
@@ -100,7 +104,10 @@ function meter(): StreamMeter {
             start = data.message?.usage ?? null;
             output = (start as AnthropicUsage | null)?.output_tokens ?? null;
           } else if (event.event === "message_delta") {
-            if (data.usage?.output_tokens !== undefined) output = data.usage.output_tokens;
+            if (data.usage?.output_tokens !== undefined) {
+              output = data.usage.output_tokens;
+              final = true; // message_delta carries the final output count
+            }
             if (data.usage?.input_tokens != null && start) start = { ...start, ...data.usage };
           } else if (event.event === "content_block_start") {
             const block = data.content_block ?? {};
@@ -117,6 +124,7 @@ function meter(): StreamMeter {
       return event;
     },
     usage: () => (start ? toUsage({ ...(start as AnthropicUsage), output_tokens: output ?? 0 }) : null),
+    final: () => final,
     outputBytes: () => bytes,
   };
 }

@@ -40,7 +40,8 @@ function oneSpelling(value: Record<string, unknown>, ctx: z.RefinementCtx) {
   }
 }
 
-const tool = allowList({
+/** A Gemini tool, field by field (both spellings). */
+export const toolFields = {
   ...both(
     "functionDeclarations",
     "function_declarations",
@@ -63,13 +64,15 @@ const tool = allowList({
     refused(`enterpriseWebSearch ${BILLED_BEYOND_TOKENS}`),
   ),
   retrieval: refused(`retrieval ${BILLED_BEYOND_TOKENS}`),
-}, "a Gemini tool").superRefine(oneSpelling);
+};
+const tool = allowList(toolFields, "a Gemini tool").superRefine(oneSpelling);
 
 const textModalities = z.array(
   z.enum(["TEXT", "text"], { error: `output other than text ${BILLED_BEYOND_TOKENS}` }),
 ).max(1);
 
-const generationConfig = allowList({
+/** Gemini's generationConfig, field by field (both spellings). */
+export const generationConfigFields = {
   ...both("stopSequences", "stop_sequences", z.array(z.string().max(1024)).max(5).optional()),
   ...both("responseMimeType", "response_mime_type", z.string().max(128).optional()),
   ...both("responseSchema", "response_schema", z.object({}).passthrough().optional()),
@@ -90,9 +93,13 @@ const generationConfig = allowList({
   ...both("mediaResolution", "media_resolution", z.string().max(64).optional()),
   ...both("speechConfig", "speech_config", refused(`speechConfig (audio output) ${BILLED_BEYOND_TOKENS}`)),
   ...both("imageConfig", "image_config", refused(`imageConfig (image output) ${BILLED_BEYOND_TOKENS}`)),
-}, "a Gemini generationConfig").superRefine(oneSpelling);
+};
+const generationConfig = allowList(generationConfigFields, "a Gemini generationConfig").superRefine(
+  oneSpelling,
+);
 
-export const generateContentSchema = allowList({
+/** The allow-list: each field the gateway forwards for Gemini generateContent (both spellings). */
+export const generateContentFields = {
   contents: z.array(z.object({}).passthrough()).min(1).max(2000),
   tools: z.array(tool).max(128).optional(),
   ...both("toolConfig", "tool_config", z.object({}).passthrough().optional()),
@@ -100,7 +107,10 @@ export const generateContentSchema = allowList({
   ...both("systemInstruction", "system_instruction", z.object({}).passthrough().optional()),
   ...both("generationConfig", "generation_config", generationConfig.optional()),
   ...both("cachedContent", "cached_content", z.string().max(512).optional()),
-}, "Gemini generateContent").superRefine(oneSpelling);
+};
+export const generateContentSchema = allowList(generateContentFields, "Gemini generateContent").superRefine(
+  oneSpelling,
+);
 
 export type GenerateContentBody = Record<string, unknown> & { contents: Record<string, unknown>[] };
 
@@ -154,16 +164,24 @@ const ROUTE = /^\/(v1beta|v1)\/models\/([A-Za-z0-9._-]{1,128}):(generateContent|
 function meter(): StreamMeter {
   let usage: Usage | null = null;
   let bytes = 0;
+  let final = false;
   return {
     onEvent(event: SseEvent) {
       try {
         const data = JSON.parse(event.data);
-        if (data.usageMetadata) usage = toUsage(data.usageMetadata);
+        if (data.usageMetadata) {
+          usage = toUsage(data.usageMetadata);
+          // The chunk that finishes a candidate carries the final counts.
+          if ((data.candidates ?? []).some((c: { finishReason?: unknown }) => c?.finishReason != null)) {
+            final = true;
+          }
+        }
         bytes += utf8Bytes(textOf(data));
       } catch { /* forward it unchanged */ }
       return event;
     },
     usage: () => usage,
+    final: () => final,
     outputBytes: () => bytes,
   };
 }

@@ -111,7 +111,7 @@ export function chatOutputTextOf(json: unknown): string {
   return Array.isArray(choices) ? choices.map((c) => textOfChoice(c?.message)).join("") : "";
 }
 
-type Chunk = { choices?: { delta?: ChoiceText }[]; usage?: unknown };
+type Chunk = { choices?: { delta?: ChoiceText; finish_reason?: unknown }[]; usage?: unknown };
 
 /**
  * Meters an OpenAI-style stream. With `hideUsage` (we asked for usage, the client did not), the usage-only
@@ -120,6 +120,8 @@ type Chunk = { choices?: { delta?: ChoiceText }[]; usage?: unknown };
 export function chatStreamMeter(hideUsage: boolean): StreamMeter {
   let usage: Usage | null = null;
   let bytes = 0;
+  let finished = false;
+  let final = false;
   return {
     onEvent(event: SseEvent): SseEvent | null {
       if (!event.data || event.data === "[DONE]") return event;
@@ -129,8 +131,15 @@ export function chatStreamMeter(hideUsage: boolean): StreamMeter {
       } catch {
         return event;
       }
-      for (const choice of chunk.choices ?? []) bytes += utf8Bytes(textOfChoice(choice.delta));
-      if (chunk.usage) usage = usageFromOpenAi(chunk.usage as OpenAiUsage);
+      for (const choice of chunk.choices ?? []) {
+        bytes += utf8Bytes(textOfChoice(choice.delta));
+        if (choice.finish_reason != null) finished = true;
+      }
+      // Final: OpenAI's usage chunk (no choices) after the finish, or Perplexity's usage on the finishing chunk.
+      if (chunk.usage) {
+        usage = usageFromOpenAi(chunk.usage as OpenAiUsage);
+        if (finished || (chunk.choices?.length ?? 0) === 0) final = true;
+      }
       if (!hideUsage || !("usage" in chunk)) return event;
       if (chunk.usage && (chunk.choices?.length ?? 0) === 0) return null;
       delete chunk.usage;
@@ -138,6 +147,7 @@ export function chatStreamMeter(hideUsage: boolean): StreamMeter {
       return { raw: `data: ${data}`, data };
     },
     usage: () => usage,
+    final: () => final,
     outputBytes: () => bytes,
   };
 }

@@ -21,7 +21,8 @@ import {
   usageFromChatJson,
 } from "./openai-compatible.ts";
 
-export const openAiChatSchema = allowList({
+/** The allow-list: each field the gateway forwards for OpenAI chat completions (refused ones say why). */
+export const openAiChatFields = {
   ...chatFields,
   model: chatFields.model.refine((m) => !/search/i.test(m), {
     error: `the search models ${BILLED_BEYOND_TOKENS} (they bill a search per call)`,
@@ -55,7 +56,14 @@ export const openAiChatSchema = allowList({
   audio: refused(`audio ${BILLED_BEYOND_TOKENS}`),
   moderation: refused(`moderation ${BILLED_BEYOND_TOKENS}`),
   web_search_options: refused(`web_search_options ${BILLED_BEYOND_TOKENS}`),
-}, "OpenAI chat completions") as unknown as z.ZodType<ChatCompletionBody>;
+};
+
+export const openAiChatSchema = allowList(
+  openAiChatFields,
+  "OpenAI chat completions",
+) as unknown as z.ZodType<
+  ChatCompletionBody
+>;
 
 export const openai: ProviderAdapter<ChatCompletionBody> = {
   provider: "openai",

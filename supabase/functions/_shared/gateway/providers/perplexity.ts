@@ -22,17 +22,21 @@ import {
 
 const dateFilter = z.string().max(32).nullish();
 
-export const perplexityChatSchema = allowList({
+/** Perplexity's web_search_options, field by field. */
+export const webSearchOptionsFields = {
+  search_context_size: z.enum(["low", "medium", "high"]).optional(),
+  search_type: z.enum(["fast"], { error: `search_type pro/auto (Pro Search) ${BILLED_BEYOND_TOKENS}` })
+    .optional(),
+  user_location: z.object({}).passthrough().nullish(),
+  image_search_relevance_enhanced: z.boolean().optional(),
+};
+
+/** The allow-list: each field the gateway forwards for Perplexity chat completions. */
+export const perplexityChatFields = {
   ...chatFields,
   max_completion_tokens: int(1, MAX_OUTPUT_FIELD).nullish(),
   top_k: int(0, 2048).nullish(),
-  web_search_options: allowList({
-    search_context_size: z.enum(["low", "medium", "high"]).optional(),
-    search_type: z.enum(["fast"], { error: `search_type pro/auto (Pro Search) ${BILLED_BEYOND_TOKENS}` })
-      .optional(),
-    user_location: z.object({}).passthrough().nullish(),
-    image_search_relevance_enhanced: z.boolean().optional(),
-  }, "Perplexity web_search_options").optional(),
+  web_search_options: allowList(webSearchOptionsFields, "Perplexity web_search_options").optional(),
   search_mode: z.enum(["web", "academic", "sec"]).nullish(),
   search_domain_filter: z.array(z.string().max(256)).max(20).nullish(),
   search_recency_filter: z.enum(["hour", "day", "week", "month", "year"]).nullish(),
@@ -45,7 +49,14 @@ export const perplexityChatSchema = allowList({
   enable_search_classifier: z.boolean().nullish(),
   disable_search: z.boolean().nullish(),
   language_preference: z.string().max(64).nullish(),
-}, "Perplexity chat completions") as unknown as z.ZodType<ChatCompletionBody>;
+};
+
+export const perplexityChatSchema = allowList(
+  perplexityChatFields,
+  "Perplexity chat completions",
+) as unknown as z.ZodType<
+  ChatCompletionBody
+>;
 
 type SearchOptions = { search_context_size?: "low" | "medium" | "high" };
 
