@@ -73,9 +73,11 @@ for (let i = 0; i < warmup + iterations; i++) {
 
   const call = {
     model: "gpt-4o-mini",
-    inputEstimate: estimateInputTokens(raw.length),
+    inputEstimate: estimateInputTokens(new TextEncoder().encode(raw).byteLength),
     requestedOutput: null,
     choices: 1,
+    inputUnbounded: false,
+    searchContextSize: null,
   };
   const ticket = await timed(
     "admit (lease)",
@@ -134,7 +136,10 @@ for (let i = 0; i < warmup + iterations; i++) {
         model: "gpt-4o-mini",
         input_tokens: usage?.inputTokens ?? 0,
         cached_input_tokens: usage?.cachedInputTokens ?? 0,
+        cache_write_tokens: usage?.cacheWriteTokens ?? 0,
         output_tokens: usage?.outputTokens ?? 0,
+        reasoning_tokens: usage?.reasoningTokens ?? 0,
+        search_context_size: null,
         status: "ok",
         http_status: 200,
         latency_ms: Math.round(performance.now() - started),
@@ -143,8 +148,9 @@ for (let i = 0; i < warmup + iterations; i++) {
         lease_id: ticket.leaseId,
         admitted_at: ticket.admittedAt.toISOString(),
       }, log);
-      ticket.end((usage?.inputTokens ?? 0) + (usage?.outputTokens ?? 0));
-      if (how !== "settled") throw new Error(`usage went to ${how}`);
+      ticket.end();
+      if (how.outcome !== "settled") throw new Error(`usage went to ${how.outcome}`);
+      ticket.settled(how.costTokens, how.balance);
     },
     rec,
   );

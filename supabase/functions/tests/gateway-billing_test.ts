@@ -103,9 +103,10 @@ function request(p: Gw, model: string, opts: { stream?: boolean; maxOutput?: num
   }
 }
 
-async function call(u: GwUser, body: Record<string, unknown>, url: string, signal?: AbortSignal) {
+/** One call; never waits more than 30 s (the gateway's own upstream timeouts are shorter). */
+async function call(u: GwUser, body: Record<string, unknown>, url: string) {
   const headers: Record<string, string> = { ...jsonHeaders(u.token), "anthropic-version": "2023-06-01" };
-  return await post(url, { headers, body: JSON.stringify(body), signal });
+  return await post(url, { headers, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
 }
 
 /** The ledger sum and the balance agree (the invariant the ledger exists for). */
@@ -536,3 +537,33 @@ Deno.test("gateway billing test teardown", async () => {
   if (plans.length) await sql`delete from public.subscription_plans where id = any(${plans})`;
   await sql.end();
 });
+
+gatewayTest(
+  "streams sent one byte at a time with CRLF line ends are forwarded intact and metered exactly",
+  async (fake) => {
+    await ensureUnitModels(sql);
+    const planId = await plan();
+    fake.setScript({ inputTokens: 77, outputTokens: 33, chunks: 6, byteChunks: true, crlf: true });
+    for (const p of PROVIDERS) {
+      const u = await user(planId, 1_000_000);
+      const { url, body } = request(p, UNIT_MODEL, { stream: true, text: "Grüße, 世界 🚀" });
+      const res = await call(u, body, url);
+      assert.equal(res.status, 200, `${p}: ${res.text}`);
+      const reply = fake.calls.at(-1)!.reply;
+      // Every piece of the reply reached the client, split anywhere by the provider's bytes.
+      const pieces = splitReply(reply, 6).filter(Boolean);
+      let at = 0;
+      for (const piece of pieces) {
+        const found = res.text.indexOf(JSON.stringify(piece).slice(1, -1), at);
+        assert.ok(found >= 0, `${p}: "${piece}" reached the client in order`);
+        at = found;
+      }
+      const row = await usageRow(res.headers.get("x-request-id")!);
+      assert.deepEqual(
+        [row.status, row.input_tokens, row.output_tokens, row.tokens_estimated, row.debited_tokens],
+        ["ok", 77, 33, false, 110],
+        p,
+      );
+    }
+  },
+);

@@ -22,6 +22,7 @@ import assert from "node:assert/strict";
 import { Redis } from "npm:@upstash/redis@1.39.0";
 import { createGatewayHandler, type GatewayOptions } from "../_shared/gateway/proxy.ts";
 import { openai } from "../_shared/gateway/providers/openai.ts";
+import { REDIS_OUTBOX_KEY } from "../_shared/gateway/usage.ts";
 import {
   chargeOf,
   ensureUnitModels,
@@ -40,8 +41,6 @@ import { hs256, userClaims } from "./_lib/tokens.ts";
 const FAKE_PORT = 12112; // where tests/.env.test points the providers' base URLs
 const PROXY = `${stack.functionsUrl}/openai-proxy`;
 const MODEL = "gpt-4o-mini";
-/** The usage-outbox list in Redis (usage.ts REDIS_OUTBOX_KEY), where a settlement the database did not take goes. */
-const REDIS_OUTBOX = "aie:usage_outbox";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const hex = () => crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -423,6 +422,9 @@ Deno.test("Upstash limits: tokens per minute count raw tokens of the holds — c
  * Runs `fn` with `count` openai-proxy handlers served in this process (each its own instance, with its own
  * lease book), pointed at the stack's database and the fake provider, counting limits in Upstash or not; the
  * env is restored afterwards. Their base URLs are passed to `fn`.
+ * The Redis client (_shared/redis.ts) and the limiter (_shared/ratelimit.ts) are made once per process, from the
+ * env of their first use: the test with upstashLimits: true runs first, so it really counts in Upstash (a first
+ * use without the UPSTASH_* env would leave this process without Redis for good).
  */
 async function withGatewaysInProcess(
   count: number,
@@ -454,50 +456,6 @@ async function withGatewaysInProcess(
     setEnv(saved);
   }
 }
-
-Deno.test({
-  name:
-    "Postgres limits: served without Upstash, the 4th call is a 429 counted in private.rate_limit_buckets",
-  // The handler's database pool (_shared/db.ts) is process-wide and stays open.
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withGatewaysInProcess(1, { upstashLimits: false }, async ([base]) => {
-      await scenario(async ({ sql, llm, plan, user }) => {
-        const tiny = await plan({ rpm: 3 });
-        const u = await user({ plan: tiny.id, balance: 100_000 });
-        const b = await billing(sql);
-        await clearOfMinuteEdge(15);
-
-        const body = chatBody({ max_tokens: 100 });
-        const replies: Reply[] = [];
-        for (let i = 0; i < 4; i++) replies.push(await chat(u.token, body, base));
-        assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 429], replies[3].text);
-        for (const [i, r] of replies.slice(0, 3).entries()) assertLimitHeaders(r, tiny, 2 - i);
-        assertRateLimited(replies[3], "requests", 3);
-
-        // Counted by Postgres: four hits on the user's requests-per-minute bucket, three calls' raw tokens on
-        // tokens (the refused call stopped at the first limit); nothing in Upstash.
-        const buckets = await sql<{ key: string; hits: number }[]>`
-          select key, hits from private.rate_limit_buckets where key like ${"gw:%:" + u.id} order by key`;
-        assert.deepEqual(buckets.map((b) => [b.key, b.hits]), [
-          [`gw:rpm:${u.id}`, 4],
-          [`gw:tpm:${u.id}`, 3 * rawHold(body, 100)],
-        ]);
-        const upstash = new Redis({ url: stack.upstashUrl, token: stack.upstashToken, retry: false });
-        assert.deepEqual(await upstash.keys(`aie:rl:gw:*${u.id}*`), []);
-
-        assert.equal(llm.counts.openai, 3);
-        assert.equal(await holdRow(sql, replies[3].requestId), undefined);
-        const after = await settled(sql, u.id, 3);
-        assert.equal(after.held, 0);
-        const usage = { input: 11, output: 7 };
-        await assertBilled(sql, u.id, replies.slice(0, 3).map((r) => r.requestId), b, usage);
-        assert.equal(after.balance, 100_000 - 3 * debitOf(b, usage));
-      });
-    });
-  },
-});
 
 // ------------------------------------------------------------------------------------------ balance
 
@@ -644,6 +602,57 @@ Deno.test({
         await assertBilled(sql, u.id, ok.map((r) => r.requestId), unit, usage);
         await assertLedgerIsBalance(sql, u.id, after.balance);
         assert.equal((await sql`select 1 from private.token_holds where user_id = ${u.id}`).length, 0);
+        // The limits were counted in Upstash, as on the platform, not in Postgres.
+        const upstash = new Redis({ url: stack.upstashUrl, token: stack.upstashToken, retry: false });
+        assert.ok((await upstash.keys(`aie:rl:gw:rpm:${u.id}:*`)).length >= 1, "counted in Upstash");
+        const buckets = await sql`select 1 from private.rate_limit_buckets where key like ${"gw:%:" + u.id}`;
+        assert.equal(buckets.length, 0, "not in Postgres");
+      });
+    });
+  },
+});
+
+// --------------------------------------------------------------------- requests per minute, without Upstash
+
+Deno.test({
+  name:
+    "Postgres limits: served without Upstash, the 4th call is a 429 counted in private.rate_limit_buckets",
+  // The handler's database pool (_shared/db.ts) is process-wide and stays open.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withGatewaysInProcess(1, { upstashLimits: false }, async ([base]) => {
+      await scenario(async ({ sql, llm, plan, user }) => {
+        const tiny = await plan({ rpm: 3 });
+        const u = await user({ plan: tiny.id, balance: 100_000 });
+        const b = await billing(sql);
+        await clearOfMinuteEdge(15);
+
+        const body = chatBody({ max_tokens: 100 });
+        const replies: Reply[] = [];
+        for (let i = 0; i < 4; i++) replies.push(await chat(u.token, body, base));
+        assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 429], replies[3].text);
+        for (const [i, r] of replies.slice(0, 3).entries()) assertLimitHeaders(r, tiny, 2 - i);
+        assertRateLimited(replies[3], "requests", 3);
+
+        // Counted by Postgres: four hits on the user's requests-per-minute bucket, three calls' raw tokens on
+        // tokens (the refused call stopped at the first limit); nothing in Upstash.
+        const buckets = await sql<{ key: string; hits: number }[]>`
+          select key, hits from private.rate_limit_buckets where key like ${"gw:%:" + u.id} order by key`;
+        assert.deepEqual(buckets.map((b) => [b.key, b.hits]), [
+          [`gw:rpm:${u.id}`, 4],
+          [`gw:tpm:${u.id}`, 3 * rawHold(body, 100)],
+        ]);
+        const upstash = new Redis({ url: stack.upstashUrl, token: stack.upstashToken, retry: false });
+        assert.deepEqual(await upstash.keys(`aie:rl:gw:*${u.id}*`), []);
+
+        assert.equal(llm.counts.openai, 3);
+        assert.equal(await holdRow(sql, replies[3].requestId), undefined);
+        const after = await settled(sql, u.id, 3);
+        assert.equal(after.held, 0);
+        const usage = { input: 11, output: 7 };
+        await assertBilled(sql, u.id, replies.slice(0, 3).map((r) => r.requestId), b, usage);
+        assert.equal(after.balance, 100_000 - 3 * debitOf(b, usage));
       });
     });
   },
@@ -753,7 +762,7 @@ Deno.test("pricing: a price change between calls bills each call at the price in
 
 /** The usage records parked in Redis for `requestId` (the client may hand them back parsed or as text). */
 async function parkedInRedis(redis: Redis, requestId: string): Promise<Record<string, unknown>[]> {
-  const items = await redis.lrange<unknown>(REDIS_OUTBOX, 0, -1);
+  const items = await redis.lrange<unknown>(REDIS_OUTBOX_KEY, 0, -1);
   return items
     .map((item) => (typeof item === "string" ? JSON.parse(item) : item) as Record<string, unknown>)
     .filter((record) => record.request_id === requestId);

@@ -168,9 +168,16 @@ gatewayTest(
           what,
         );
         const after = await balanceOf(user.id);
-        assert.equal(before.balance - after.balance, charge.platformTokens, `${what}: debit in platform tokens`);
+        assert.equal(
+          before.balance - after.balance,
+          charge.platformTokens,
+          `${what}: debit in platform tokens`,
+        );
         assert.equal(await heldSettles(user.id), 0, `${what}: the hold is released`);
-        assert.deepEqual(await ledgerFor(reply.requestId), [{ delta: -charge.platformTokens, reason: "usage" }]);
+        assert.deepEqual(await ledgerFor(reply.requestId), [{
+          delta: -charge.platformTokens,
+          reason: "usage",
+        }]);
       }
       const [{ count }] = await sql`select count(*)::int from public.token_usage where user_id = ${user.id}`;
       assert.equal(count, 2, `${p}: one usage row per call`);
@@ -185,10 +192,14 @@ gatewayTest(
     // metering key (token_holds, token_usage, the ledger reference). A call that repeats an id must be either
     // refused before it reaches the provider, or metered like any other call — never served for free.
     fake.setScript({ inputTokens: 11, outputTokens: 7 });
-    const billed = chargeOf(await priceInForce(sql, "openai", MODEL.openai), await rateInForce(sql), tokens({
-      input: 11,
-      output: 7,
-    })).platformTokens;
+    const billed = chargeOf(
+      await priceInForce(sql, "openai", MODEL.openai),
+      await rateInForce(sql),
+      tokens({
+        input: 11,
+        output: 7,
+      }),
+    ).platformTokens;
     const user = await newUser();
     const other = await newUser();
     const requestId = `client-chosen-${crypto.randomUUID()}`;

@@ -96,6 +96,8 @@ export type LeaseReply = {
   rate_tokens_remaining: number | null;
   limit_value: number | null;
   limit_reset_at: Date | null;
+  /** The user's balance (not the unreserved part): at or below zero, nothing more is admitted from memory. */
+  total_balance?: string | number | null;
 };
 
 export type LeaseStore = {
@@ -352,6 +354,11 @@ export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   function applyLease(u: UserState, lease: Lease, reply: LeaseReply, call: CallShape | null) {
     rememberPlan(u, reply, call);
     lease.budget += n(reply.granted_tokens);
+    // Another instance's call may have taken the balance to zero or below: this lease admits nothing more (its
+    // hold goes back when it closes). Read at every renewal and every background refresh, so within a second.
+    if (reply.total_balance !== undefined && reply.total_balance !== null && n(reply.total_balance) <= 0) {
+      lease.budget = 0;
+    }
     if (!store.take && reply.limit_reset_at) {
       const reset = reply.limit_reset_at.getTime();
       // Headroom belongs to its window: what is left of another (clocks differ) is not carried over.

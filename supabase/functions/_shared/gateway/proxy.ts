@@ -92,7 +92,7 @@ export function leaseStore(
                tokens_per_minute, granted_tokens, granted_requests, granted_rate_tokens, requests_remaining,
                rate_tokens_remaining, limit_value, limit_reset_at, pricing_id, input_micro_usd_per_mtok,
                cache_write_micro_usd_per_mtok, output_micro_usd_per_mtok, reasoning_micro_usd_per_mtok,
-               rate_micro_usd_per_mtok, request_fee_micro_usd
+               rate_micro_usd_per_mtok, request_fee_micro_usd, total_balance
           from private.gateway_lease(
             p_user_id => ${r.userId}, p_provider => ${adapter.provider}, p_lease_id => ${r.leaseId},
             p_model => ${r.model}, p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},

@@ -34,7 +34,9 @@ export async function priceInForce(sql: Sql, provider: string, model: string): P
       from public.model_pricing
      where provider = ${provider} and model = ${model}
        and effective_from <= now() and (effective_to is null or effective_to > now())`;
-  if (rows.length !== 1) throw new Error(`expected one price in force for ${provider}/${model}, found ${rows.length}`);
+  if (rows.length !== 1) {
+    throw new Error(`expected one price in force for ${provider}/${model}, found ${rows.length}`);
+  }
   const r = rows[0];
   const big = (v: string | null) => (v === null ? null : BigInt(v));
   return {
@@ -65,11 +67,17 @@ export async function requestFee(sql: Sql, provider: string, model: string, size
 const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b;
 
 /** What a call with these tokens is billed: its cost in micro-dollars and in platform tokens. */
-export function chargeOf(price: Price, rate: bigint, t: Tokens, fee = 0n): { cost: number; platformTokens: number } {
+export function chargeOf(
+  price: Price,
+  rate: bigint,
+  t: Tokens,
+  fee = 0n,
+): { cost: number; platformTokens: number } {
   const uncached = BigInt(Math.max(t.input - t.cached - t.cacheWrite, 0));
   const sum = uncached * price.input + BigInt(t.cached) * (price.cached ?? price.input) +
     BigInt(t.cacheWrite) * (price.cacheWrite ?? price.input) +
-    BigInt(Math.max(t.output - t.reasoning, 0)) * price.output + BigInt(t.reasoning) * (price.reasoning ?? price.output);
+    BigInt(Math.max(t.output - t.reasoning, 0)) * price.output +
+    BigInt(t.reasoning) * (price.reasoning ?? price.output);
   // sum is in µ$ × 1e6 (prices are per million tokens); the fee in µ$.
   const total = sum + fee * 1_000_000n;
   return { cost: Number(ceilDiv(total, 1_000_000n)), platformTokens: Number(ceilDiv(total, rate)) };

@@ -223,7 +223,11 @@ export const jsonHeaders = (token: string) => ({
 });
 
 /** The gateway's own error shape, and nothing else in it. */
-export function assertGatewayError(text: string, code: string, what: string): { code: string; message: string } {
+export function assertGatewayError(
+  text: string,
+  code: string,
+  what: string,
+): { code: string; message: string } {
   const body = JSON.parse(text);
   assert.deepEqual(Object.keys(body), ["error"], `${what}: ${text}`);
   assert.deepEqual(Object.keys(body.error).sort(), ["code", "message"], `${what}: ${text}`);
@@ -271,7 +275,9 @@ export function gatewayKit(sql: Sql, users: TestUser[]) {
                tokens_estimated, debited_tokens::int, status, http_status
           from public.token_usage where request_id = ${requestId}`;
       if (rows.length) return { ...rows[0] };
-      if (Date.now() > until) assert.fail(`no token_usage row for request ${requestId} after ${timeoutMs} ms`);
+      if (Date.now() > until) {
+        assert.fail(`no token_usage row for request ${requestId} after ${timeoutMs} ms`);
+      }
       await sleep(100);
     }
   }
@@ -298,4 +304,3 @@ export function gatewayKit(sql: Sql, users: TestUser[]) {
 
   return { newUser, usageRow, balanceOf, heldSettles, ledgerFor };
 }
-
