@@ -532,12 +532,6 @@ Deno.test("the lease book holds exactly what SQL's private._hold_tokens holds, f
   }
 });
 
-Deno.test("gateway billing test teardown", async () => {
-  await deleteTestUsers(sql, users);
-  if (plans.length) await sql`delete from public.subscription_plans where id = any(${plans})`;
-  await sql.end();
-});
-
 gatewayTest(
   "streams sent one byte at a time with CRLF line ends are forwarded intact and metered exactly",
   async (fake) => {
@@ -567,3 +561,9 @@ gatewayTest(
     }
   },
 );
+
+Deno.test("gateway billing test teardown", async () => {
+  await deleteTestUsers(sql, users);
+  if (plans.length) await sql`delete from public.subscription_plans where id = any(${plans})`;
+  await sql.end();
+});
