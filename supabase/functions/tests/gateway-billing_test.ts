@@ -190,6 +190,29 @@ gatewayTest(
   },
 );
 
+gatewayTest(
+  "a 200 whose body is not JSON is passed on and billed by its bytes, flagged estimated",
+  async (fake) => {
+    await ensureUnitModels(sql);
+    const planId = await plan();
+    const rawBody = "<html><body>upstream proxy says: all good — 好</body></html>".repeat(20);
+    fake.setScript({ rawBody });
+    for (const p of PROVIDERS) {
+      const u = await user(planId, 1_000_000);
+      const { url, body } = request(p, UNIT_MODEL, { stream: false, text: "say something" });
+      const res = await call(u, body, url);
+      assert.equal(res.status, 200, `${p}: ${res.text}`);
+      assert.equal(res.text, rawBody, `${p}: the body is passed on as it came`);
+      const row = await usageRow(res.headers.get("x-request-id")!);
+      assert.equal(row.tokens_estimated, true, p);
+      assert.equal(row.input_tokens, tokensFor(bytes(JSON.stringify(body))), `${p}: the input estimate`);
+      assert.equal(row.output_tokens, tokensFor(bytes(rawBody)), `${p}: the body's bytes`);
+      assert.equal(row.debited_tokens, row.input_tokens + row.output_tokens, p);
+      await assertLedgerIsBalance(u.id, p);
+    }
+  },
+);
+
 // ------------------------------------------------------------------------- usage values that are not whole
 
 gatewayTest(

@@ -101,6 +101,11 @@ export type FakeLlmScript = {
    */
   usage?: "omit" | Record<string, unknown>;
   /**
+   * Non-stream requests: answer 200 with exactly this body as `text/plain` (not the provider's JSON), as a proxy
+   * or load balancer in front of a provider sometimes does. Streams ignore it.
+   */
+  rawBody?: string;
+  /**
    * Write a stream's body (and a non-stream answer's JSON, then sent chunked) one byte per write, each byte its own
    * HTTP chunk, so a client sees events split anywhere, even inside a multi-byte UTF-8 character (default false).
    * `chunkDelayMs` still applies between events, not between bytes.
@@ -139,6 +144,7 @@ export type ResolvedScript = {
   errorAfterChunks: number | undefined;
   streamErrorStatus: number;
   usage: "omit" | Record<string, unknown> | undefined;
+  rawBody: string | undefined;
   byteChunks: boolean;
   crlf: boolean;
 };
@@ -161,6 +167,7 @@ export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
   errorAfterChunks: undefined,
   streamErrorStatus: 500,
   usage: undefined,
+  rawBody: undefined,
   byteChunks: false,
   crlf: false,
 });
@@ -395,6 +402,9 @@ function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCR
     (s.usage === null || typeof s.usage !== "object" || Array.isArray(s.usage))
   ) {
     throw new TypeError(`fake-llm: usage must be "omit" or an object, got ${JSON.stringify(s.usage)}`);
+  }
+  if (s.rawBody !== undefined && typeof s.rawBody !== "string") {
+    throw new TypeError(`fake-llm: rawBody must be a string, got ${typeof s.rawBody}`);
   }
   for (const k of ["byteChunks", "crlf"] as const) {
     if (typeof s[k] !== "boolean") {
@@ -914,7 +924,11 @@ export class FakeLlm implements AsyncDisposable {
         return new Response(null, { status: 499 });
       }
       ex.call.chunksSent = script.chunks;
-      const answer = this.#complete(provider, ex.call, script, requestId);
+      const answer = script.rawBody === undefined ? this.#complete(provider, ex.call, script, requestId) : {
+        status: 200,
+        body: script.rawBody,
+        headers: this.#headers(provider, requestId, "text/plain; charset=utf-8"),
+      };
       if (!script.byteChunks) return this.#finish(ex, answer);
       ex.call.status = answer.status;
       return new Response(byteBody(ex, answer.body), { status: answer.status, headers: answer.headers });
