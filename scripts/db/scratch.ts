@@ -17,7 +17,11 @@ const PASSWORD = "postgres";
 
 const isRoot = () => Deno.uid?.() === 0;
 
-async function run(cmd: string, args: string[], opts: { asPostgres?: boolean; stdin?: string } = {}) {
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { asPostgres?: boolean; stdin?: string; env?: Record<string, string> } = {},
+) {
   const [bin, argv] = opts.asPostgres && isRoot()
     ? ["runuser", ["-u", "postgres", "--", cmd, ...args]]
     : [cmd, args];
@@ -27,6 +31,7 @@ async function run(cmd: string, args: string[], opts: { asPostgres?: boolean; st
     stdout: "piped",
     stderr: "piped",
     stdin: opts.stdin === undefined ? "null" : "piped",
+    env: opts.env,
   }).spawn();
   if (opts.stdin !== undefined) {
     const writer = child.stdin.getWriter();
@@ -36,16 +41,31 @@ async function run(cmd: string, args: string[], opts: { asPostgres?: boolean; st
   const out = await child.output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}${text}`);
+    const shown = args.filter((a) => !a.startsWith("postgresql://")).join(" ");
+    throw new Error(
+      `${cmd} ${shown.length > 300 ? shown.slice(0, 300) + " …" : shown} failed:\n${
+        new TextDecoder().decode(out.stderr)
+      }${text}`,
+    );
   }
   return text;
 }
 
-/** psql with ON_ERROR_STOP; a file runs in one transaction, as `supabase db push` applies a migration. */
-export async function psql(url: string, input: { file?: string; sql?: string }): Promise<string> {
+/**
+ * psql with ON_ERROR_STOP; a file (or several, in order) runs in one transaction, as `supabase db push` applies a
+ * migration. `options`: server settings for the session (PGOPTIONS), e.g. `-c check_function_bodies=off`.
+ */
+export async function psql(
+  url: string,
+  input: { file?: string; files?: string[]; sql?: string; options?: string },
+): Promise<string> {
   const args = [url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"];
-  if (input.file) return await run("psql", [...args, "--single-transaction", "-f", input.file]);
-  return await run("psql", [...args, "-c", input.sql!]);
+  const env = input.options ? { PGOPTIONS: input.options } : undefined;
+  const files = input.files ?? (input.file ? [input.file] : []);
+  if (files.length) {
+    return await run("psql", [...args, "--single-transaction", ...files.flatMap((f) => ["-f", f])], { env });
+  }
+  return await run("psql", [...args, "-c", input.sql!], { env });
 }
 
 function freePort(): number {
