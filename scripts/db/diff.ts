@@ -6,7 +6,8 @@
 // Both are then checked on the migrated cluster: the migration must leave exactly the declared schema (pg-delta
 // finds nothing left, `pg_dump --schema-only` identical), and the down must give back exactly what was there.
 //
-//   npm run db:diff -- add_hiring     writes supabase/migrations/<now>_add_hiring.sql and down/<now>_add_hiring.down.sql
+//   npm run db:diff -- add_hiring     writes supabase/migrations/<now>_add_hiring.sql and down/<now>_add_hiring.down.sql,
+//                                     and records their checksums (supabase/migrations.sha256)
 //   npm run db:diff -- --check        writes nothing; exits 1 when the declared schema and the migrations differ
 //
 // What is data, not schema (reference rows, backfills) is not in a diff: write it by hand in the migration's
@@ -14,6 +15,7 @@
 import { join } from "node:path";
 import { firstDifference, isEmptyDiff, schemaDrift } from "./drift.ts";
 import { dumpSchema, migrationFiles, MIGRATIONS, pgDeltaDiff, psql } from "./scratch.ts";
+import { seal } from "./seal.ts";
 
 const arg = Deno.args[0];
 if (!arg || !(arg === "--check" || /^[a-z][a-z0-9_]*$/.test(arg))) {
