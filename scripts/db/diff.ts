@@ -89,6 +89,8 @@ if (afterDown !== before) {
   console.error(`${downFile} does not give back the schema before: ${firstDifference(afterDown, before)}`);
   Deno.exit(1);
 }
+await seal([version]);
 console.log(
-  `wrote ${file}\nwrote ${downFile}\n(checked: the migration gives the declared schema, the down reverts it)`,
+  `wrote ${file}\nwrote ${downFile}\n(checked: the migration gives the declared schema, the down reverts it; both ` +
+    `are recorded in supabase/migrations.sha256; after editing the data section: npm run db:seal -- ${version})`,
 );

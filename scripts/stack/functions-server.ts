@@ -7,7 +7,7 @@
 // A change under supabase/functions/ or to config.toml restarts the functions on their next request.
 import { createLocalJWKSet, decodeProtectedHeader, type JWK, jwtVerify } from "npm:jose@6.2.18";
 import { parse as parseToml } from "npm:smol-toml@1.4.2";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -219,9 +219,13 @@ async function functionExists(name: string) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const changed = new Set<string>();
   const testsDir = join(FUNCTIONS_DIR, "tests") + "/";
-  const watcher = Deno.watchFs([FUNCTIONS_DIR, CONFIG_FILE], { recursive: true });
+  // The folder, not the file: an editor (or sed -i) that replaces config.toml gives it a new inode, and a watch
+  // on the old one would never fire again.
+  const watcher = Deno.watchFs(dirname(CONFIG_FILE), { recursive: true });
   for await (const event of watcher) {
-    for (const p of event.paths) if (!p.startsWith(testsDir)) changed.add(p);
+    for (const p of event.paths) {
+      if (p === CONFIG_FILE || (p.startsWith(FUNCTIONS_DIR + "/") && !p.startsWith(testsDir))) changed.add(p);
+    }
     if (changed.size === 0) continue;
     clearTimeout(timer);
     timer = setTimeout(async () => {
