@@ -13,8 +13,8 @@
 // What is data, not schema (reference rows, backfills) is not in a diff: write it by hand in the migration's
 // data section, and its undoing in the down's.
 import { join } from "node:path";
-import { firstDifference, isEmptyDiff, schemaDrift } from "./drift.ts";
-import { dumpSchema, migrationFiles, MIGRATIONS, pgDeltaDiff, psql } from "./scratch.ts";
+import { firstDifference, schemaDiff, schemaDrift } from "./drift.ts";
+import { dumpSchema, migrationFiles, MIGRATIONS, psql } from "./scratch.ts";
 import { seal } from "./seal.ts";
 
 const arg = Deno.args[0];
@@ -47,7 +47,7 @@ const version = now > last ? now : String(BigInt(last) + 1n);
 const name = `${version}_${arg}.sql`;
 const file = join(MIGRATIONS, name);
 const downFile = join(MIGRATIONS, "down", name.replace(/\.sql$/, ".down.sql"));
-const down = await pgDeltaDiff(drift.declared.url, drift.migrated.url);
+const down = await schemaDiff(drift.declared.url, drift.migrated.url);
 
 await Deno.writeTextFile(
   file,
@@ -75,8 +75,8 @@ const [afterUp, declared] = await Promise.all([
   dumpSchema(drift.migrated.url),
   dumpSchema(drift.declared.url),
 ]);
-const left = await pgDeltaDiff(drift.migrated.url, drift.declared.url);
-if (afterUp !== declared || !isEmptyDiff(left)) {
+const left = await schemaDiff(drift.migrated.url, drift.declared.url);
+if (afterUp !== declared || left !== "") {
   console.error(`${file} does not give the declared schema: ${firstDifference(afterUp, declared)}\n${left}`);
   console.error(
     "pg-delta renders something wrongly here: hand-write that part of the migration, then re-check.",

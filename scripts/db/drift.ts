@@ -6,6 +6,7 @@ import {
   applyMigrations,
   dumpSchema,
   pgDeltaDiff,
+  psql,
   type ScratchDatabase,
   scratchDatabase,
 } from "./scratch.ts";
@@ -23,12 +24,52 @@ export function firstDifference(a: string, b: string): string {
   return "(none)";
 }
 
+/** Comments on the attributes of composite types ("schema.type.attribute" → comment): pg-delta does not diff them. */
+async function typeAttributeComments(url: string): Promise<Map<string, string | null>> {
+  const json = await psql(url, {
+    sql:
+      `select coalesce(json_object_agg(format('%I.%I.%I', n.nspname, t.typname, a.attname), d.description), '{}')
+            from pg_type t
+            join pg_namespace n on n.oid = t.typnamespace
+            join pg_class c on c.oid = t.typrelid and c.relkind = 'c'
+            join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+            left join pg_description d on d.objoid = c.oid and d.classoid = 'pg_class'::regclass
+                                      and d.objsubid = a.attnum
+           where n.nspname in ('public', 'private')`,
+  });
+  return new Map(Object.entries(JSON.parse(json.trim()) as Record<string, string | null>));
+}
+
+const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/**
+ * The SQL that turns the schema at `from` into the one at `to`: pg-delta's diff, and what it leaves out (comments
+ * on composite type attributes), appended.
+ */
+export async function schemaDiff(from: string, to: string): Promise<string> {
+  const [delta, before, after] = await Promise.all([
+    pgDeltaDiff(from, to),
+    typeAttributeComments(from),
+    typeAttributeComments(to),
+  ]);
+  const comments = [...after]
+    .filter(([attribute, comment]) => (before.get(attribute) ?? null) !== comment)
+    .map(([attribute, comment]) =>
+      `COMMENT ON COLUMN ${attribute} IS ${comment === null ? "NULL" : quote(comment)};`
+    );
+  const sql = isEmptyDiff(delta) ? "" : delta.trim();
+  if (comments.length === 0) return sql;
+  return `${sql}\n\n-- Comments on composite type attributes (pg-delta does not diff them; added by scripts/db/drift.ts).\n${
+    comments.join("\n")
+  }\n`;
+}
+
 export type SchemaDrift = AsyncDisposable & {
   /** Bootstrap + every migration. */
   migrated: ScratchDatabase;
   /** Bootstrap + the declared schema. */
   declared: ScratchDatabase;
-  /** pg-delta's SQL from the migrated schema to the declared one ("" when none). */
+  /** The SQL from the migrated schema to the declared one (schemaDiff; "" when none). */
   up: string;
   /** The first line where the two schema dumps differ, or "(none)". */
   firstDumpDifference: string;
@@ -42,11 +83,11 @@ export async function schemaDrift(): Promise<SchemaDrift> {
   try {
     await Promise.all([applyMigrations(migrated.url), applySchemas(declared.url)]);
     const [diff, dumpMigrated, dumpDeclared] = await Promise.all([
-      pgDeltaDiff(migrated.url, declared.url),
+      schemaDiff(migrated.url, declared.url),
       dumpSchema(migrated.url),
       dumpSchema(declared.url),
     ]);
-    const up = isEmptyDiff(diff) ? "" : diff;
+    const up = diff;
     const firstDumpDifference = firstDifference(dumpMigrated, dumpDeclared);
     return {
       migrated,

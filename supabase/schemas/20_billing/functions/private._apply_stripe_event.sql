@@ -61,10 +61,8 @@ begin
   when v_type in ('invoice.paid', 'invoice.payment_succeeded') then
     -- The allowance of the period the invoice bills, from the invoice alone: its subscription period lines'
     -- prices (→ plan and billing period). Prorations and one-off items credit nothing.
-    v_sub_id := coalesce(v_obj -> 'parent' -> 'subscription_details' ->> 'subscription', v_obj ->> 'subscription');
-    v_user_id := private._stripe_user(v_obj ->> 'customer',
-                                      coalesce(v_obj -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
-                                               v_obj -> 'subscription_details' -> 'metadata' ->> 'user_id'));
+    v_sub_id := private._invoice_subscription_id(v_obj);
+    v_user_id := private._invoice_user(v_obj);
     if v_user_id is null then
       ignored_reason := format('no user here for Stripe customer %s', v_obj ->> 'customer');
     elsif not exists (select 1 from private._invoice_period_lines(v_obj)) then
@@ -82,12 +80,11 @@ begin
       end if;
       -- A period line of a price that is no plan of ours (an add-on sold in Stripe) credits nothing; tell an
       -- operator, once a day per price, in case it was meant to be a plan.
-      insert into private.admin_alerts (kind, user_id, details, dedupe_key)
-      select 'unconfigured_price', v_user_id, jsonb_build_object('price', l.price_id, 'invoice', v_obj ->> 'id'),
-             'unconfigured_price:' || coalesce(l.price_id, '(none)') || ':' || to_char(now(), 'YYYY-MM-DD')
+      perform private.raise_admin_alert(
+                'unconfigured_price', v_user_id, jsonb_build_object('price', l.price_id, 'invoice', v_obj ->> 'id'),
+                'unconfigured_price:' || coalesce(l.price_id, '(none)') || ':' || to_char(now(), 'YYYY-MM-DD'))
         from private._invoice_period_lines(v_obj) l
-       where not exists (select 1 from private._plan_for_price(l.price_id))
-      on conflict (dedupe_key) do nothing;
+       where not exists (select 1 from private._plan_for_price(l.price_id));
       if v_tokens > 0 then
         perform private.update_user_token_balance(
           v_user_id, v_tokens, 'subscription_allowance', 'invoice:' || (v_obj ->> 'id'),
@@ -100,10 +97,8 @@ begin
   when v_type = 'invoice.payment_failed' then
     -- The subscription's own events (customer.subscription.updated: past_due) change its status; this tells
     -- the user, once per invoice.
-    v_sub_id := coalesce(v_obj -> 'parent' -> 'subscription_details' ->> 'subscription', v_obj ->> 'subscription');
-    v_user_id := private._stripe_user(v_obj ->> 'customer',
-                                      coalesce(v_obj -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
-                                               v_obj -> 'subscription_details' -> 'metadata' ->> 'user_id'));
+    v_sub_id := private._invoice_subscription_id(v_obj);
+    v_user_id := private._invoice_user(v_obj);
     if v_user_id is null then
       ignored_reason := format('no user here for Stripe customer %s', v_obj ->> 'customer');
     else

@@ -32,9 +32,6 @@ end;
 $$;
 
 comment on function private._stripe_user(text, text) is
-  'Resolves the user of a Stripe object; links the customer id on first sight; PB404/PB409 when it cannot.';
-
-comment on function private._stripe_user(text, text) is
   'Resolves the user of a Stripe object (the metadata hint when it names a user here, else the customer); links '
   'the customer id on first sight. Null when no user here matches; PB409 when the hint''s user belongs to '
   'another customer.';

@@ -1,14 +1,13 @@
-create or replace function private._subscription_stage(p_status text) returns integer
+create or replace function private._subscription_stage(p_status text) returns private.subscription_life_stage
 language sql immutable
 set search_path = ''
 as $$
   select case
-    when p_status = 'incomplete' then 0
-    when p_status in ('canceled', 'incomplete_expired') then 2
-    else 1
-  end
+    when p_status = 'incomplete' then 'incomplete'
+    when p_status in ('canceled', 'incomplete_expired') then 'ended'
+    else 'live'
+  end::private.subscription_life_stage
 $$;
 
 comment on function private._subscription_stage(text) is
-  'Where a Stripe subscription status lies in its life: 0 incomplete, 1 live (active, trialing, past_due, '
-  'unpaid, paused), 2 ended. Breaks ties between events created in the same second.';
+  'The life stage of a Stripe subscription status (private.subscription_life_stage).';

@@ -1,15 +1,15 @@
-create or replace function private._subscription_state_rank(p_source text, p_status text) returns integer
+create or replace function private._subscription_state_rank(p_source text, p_status text)
+returns private.subscription_state_precedence
 language sql immutable
 set search_path = ''
 as $$
   select case
-    when p_source = 'subscription' and p_status = 'incomplete' then 0
-    when p_source = 'checkout_session' then 1
-    else 2
-  end
+    when p_source = 'subscription' and p_status = 'incomplete' then 'incomplete_snapshot'
+    when p_source = 'checkout_session' then 'paid_checkout_session'
+    else 'snapshot'
+  end::private.subscription_state_precedence
 $$;
 
 comment on function private._subscription_state_rank(text, text) is
-  'The first key of a subscription state''s precedence: 0 a snapshot still incomplete, 1 a paid checkout '
-  'session (proof that the subscription got past incomplete), 2 any other subscription snapshot. Within a '
-  'rank, the event''s created time, then its life stage (private._subscription_stage), then its id decide.';
+  'The precedence of a subscription state by where it came from (private.subscription_state_precedence). Within '
+  'one, the event''s created time, then its life stage (private._subscription_stage), then its id decide.';

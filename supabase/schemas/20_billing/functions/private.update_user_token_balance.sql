@@ -44,23 +44,16 @@ begin
       using errcode = 'PB402';
   end if;
 
-  update public.token_balances set balance = v_balance + p_delta, updated_at = now() where user_id = p_user_id;
-  insert into public.token_transactions (user_id, delta, balance_after, reason, reference, metadata)
-  values (p_user_id, p_delta, v_balance + p_delta, p_reason, p_reference, coalesce(p_metadata, '{}'))
-  returning * into v_row;
+  select * into v_row
+    from private._write_ledger(array[(p_user_id, p_delta, p_reason, p_reference, p_metadata)::private.ledger_entry]);
   return v_row;
 end;
 $$;
 
 comment on function private.update_user_token_balance(uuid, bigint, text, text, jsonb) is
-  'Adds p_delta tokens (negative: a debit) to the user''s balance and appends the ledger row, atomically. '
-  'Idempotent on p_reference: a repeat returns the original row and changes nothing (PB409 if the repeat '
-  'differs). Never takes the balance below zero (PB402). Safe under concurrency (row lock per user).';
+  'Adds p_delta tokens (negative: a debit) to the user''s balance and appends the ledger row, atomically '
+  '(private._write_ledger). Idempotent on p_reference: a repeat returns the original row and changes nothing '
+  '(PB409 if the repeat differs). A credit always lands (on a negative balance it pays the debt first); a debit '
+  'never takes the balance below zero (PB402). Safe under concurrency (row lock per user).';
 
 grant execute on function private.update_user_token_balance(uuid, bigint, text, text, jsonb) to service_role;
-
-comment on function private.update_user_token_balance(uuid, bigint, text, text, jsonb) is
-  'Adds p_delta tokens (negative: a debit) to the user''s balance and appends the ledger row, atomically. '
-  'Idempotent on p_reference: a repeat returns the original row and changes nothing (PB409 if the repeat '
-  'differs). A credit always lands (on a negative balance it pays the debt first); a debit never takes the '
-  'balance below zero (PB402). Safe under concurrency (row lock per user).';

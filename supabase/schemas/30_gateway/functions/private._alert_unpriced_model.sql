@@ -2,10 +2,8 @@ create or replace function private._alert_unpriced_model(p_provider text, p_mode
 language sql
 set search_path = ''
 as $$
-  insert into private.admin_alerts (kind, user_id, details, dedupe_key)
-  values ('unpriced_model', null, jsonb_build_object('provider', p_provider, 'model', p_model),
-          'unpriced_model:' || p_provider || ':' || p_model || ':' || to_char(now(), 'YYYY-MM-DD'))
-  on conflict (dedupe_key) do nothing
+  select private.raise_admin_alert('unpriced_model', null, jsonb_build_object('provider', p_provider, 'model', p_model),
+                                   'unpriced_model:' || p_provider || ':' || p_model || ':' || to_char(now(), 'YYYY-MM-DD'))
 $$;
 
 comment on function private._alert_unpriced_model(text, text) is

@@ -9,13 +9,12 @@ begin
   -- Its hold (what it cost, moved out of its lease when it was parked) goes back: the user is not blocked by a
   -- record only an operator can mend.
   perform private.gateway_release(p_row.request_id);
-  insert into private.admin_alerts (kind, user_id, details, dedupe_key)
-  values ('usage_dead_letter',
-          case when exists (select 1 from public.users where id::text = p_row.payload ->> 'user_id')
-               then (p_row.payload ->> 'user_id')::uuid end,
-          jsonb_build_object('request_id', p_row.request_id, 'error', p_error, 'attempts', p_row.attempts + 1),
-          'usage_dead_letter:' || p_row.request_id)
-  on conflict (dedupe_key) do nothing;
+  perform private.raise_admin_alert(
+    'usage_dead_letter',
+    case when exists (select 1 from public.users where id::text = p_row.payload ->> 'user_id')
+         then (p_row.payload ->> 'user_id')::uuid end,
+    jsonb_build_object('request_id', p_row.request_id, 'error', p_error, 'attempts', p_row.attempts + 1),
+    'usage_dead_letter:' || p_row.request_id);
 end;
 $$;
 

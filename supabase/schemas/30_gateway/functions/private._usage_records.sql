@@ -1,12 +1,4 @@
--- The gateway's usage records (JSON) as rows: what every settlement path reads. Inlinable.
-
-create or replace function private._usage_records(p_records jsonb)
-returns table (
-  request_id text, user_id uuid, provider text, model text, input_tokens bigint, cached_input_tokens bigint,
-  cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint, search_context_size text, status text,
-  http_status integer, latency_ms integer, upstream_request_id text, tokens_estimated boolean, lease_id text,
-  admitted_at timestamptz
-)
+create or replace function private._usage_records(p_records jsonb) returns setof private.usage_record
 language sql stable
 as $$
   select r.request_id, r.user_id, r.provider, r.model,
@@ -19,14 +11,11 @@ as $$
          least(greatest(coalesce(r.reasoning_tokens, 0), 0), greatest(coalesce(r.output_tokens, 0), 0)),
          r.search_context_size, r.status, r.http_status, r.latency_ms, r.upstream_request_id,
          coalesce(r.tokens_estimated, false), r.lease_id, coalesce(r.admitted_at, now())
-    from jsonb_to_recordset(p_records) as r(
-      request_id text, user_id uuid, provider text, model text, input_tokens bigint, cached_input_tokens bigint,
-      cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint, search_context_size text,
-      status text, http_status integer, latency_ms integer, upstream_request_id text, tokens_estimated boolean,
-      lease_id text, admitted_at timestamptz)
+    from jsonb_populate_recordset(null::private.usage_record, p_records) r
 $$;
 
 comment on function private._usage_records(jsonb) is
-  'The gateway''s usage records (JSON) as rows, with token counts made consistent (non-negative; cached and '
-  'cache-write within input, reasoning within output) and admitted_at defaulting to now. A record whose counts '
-  'are not whole numbers fails here (the gateway normalises them before sending). Inlinable.';
+  'The gateway''s usage records (JSON) as private.usage_record rows, what every settlement path reads, with token '
+  'counts made consistent (non-negative; cached and cache-write within input, reasoning within output) and '
+  'admitted_at defaulting to now. A record whose counts are not whole numbers fails here (the gateway normalises '
+  'them before sending). Inlinable (no SET clause; every name in full).';

@@ -43,22 +43,17 @@ begin
      where created_at >= now() - interval '7 days 1 hour'
      group by user_id
   )
-  insert into private.admin_alerts (kind, user_id, details, dedupe_key)
-  select 'usage_spike', user_id,
-         jsonb_build_object('last_hour_tokens', last_hour, 'trailing_hourly_average', round(coalesce(trailing_week, 0) / 168.0)),
-         'usage_spike:' || user_id || ':' || to_char(date_trunc('hour', now()), 'YYYY-MM-DD"T"HH24')
-    from recent
-   where last_hour >= p_spike_floor and last_hour > p_spike_factor * coalesce(trailing_week, 0) / 168.0
-  on conflict (dedupe_key) do nothing;
-  get diagnostics v_added = row_count;
+  select count(*) filter (where spikes.raised) into v_added
+    from (select private.raise_admin_alert(
+                   'usage_spike', user_id,
+                   jsonb_build_object('last_hour_tokens', last_hour,
+                                      'trailing_hourly_average', round(coalesce(trailing_week, 0) / 168.0)),
+                   'usage_spike:' || user_id || ':' || to_char(date_trunc('hour', now()), 'YYYY-MM-DD"T"HH24')) as raised
+            from recent
+           where last_hour >= p_spike_floor and last_hour > p_spike_factor * coalesce(trailing_week, 0) / 168.0) spikes;
   return v_count + v_added;
 end;
 $$;
-
-comment on function private.check_usage_alerts(numeric, bigint) is
-  'pg_cron (aie_usage_alerts): one usage_alerts row per user per threshold (50/80/100 % of the monthly allowance) '
-  'per billing period, and an admin alert when a user''s last hour exceeds p_spike_factor × their trailing hourly '
-  'average (and p_spike_floor tokens). Idempotent: running it twice adds nothing. Returns rows added.';
 
 comment on function private.check_usage_alerts(numeric, bigint) is
   'pg_cron (aie_usage_alerts): one usage_alerts row per user per threshold (50/80/100 % of the monthly allowance, '

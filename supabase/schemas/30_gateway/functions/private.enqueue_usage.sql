@@ -49,12 +49,5 @@ end;
 $$;
 
 comment on function private.enqueue_usage(jsonb, text) is
-  'Parks a usage record whose settlement failed; aie_usage_outbox applies it. Idempotent per request_id.';
-
-comment on function private.enqueue_usage(jsonb, text) is
-  'Parks a usage record whose settlement failed; aie_usage_outbox applies it. Idempotent per request_id. What a '
-  'call admitted under a lease used moves into a hold of its own (kept a day at least) until it is settled.';
-
-comment on function private.enqueue_usage(jsonb, text) is
   'Parks a usage record whose settlement failed; aie_usage_outbox applies it. Idempotent per request_id. What a '
   'call admitted under a lease cost moves into a hold of its own (kept a day at least) until it is settled.';

@@ -28,18 +28,14 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_lease record;
+  v_lease private.lease_grant;
 begin
   if exists (select 1 from private.token_holds h where h.request_id = p_request_id) then
     raise exception 'request % is already admitted', p_request_id using errcode = '23505';
   end if;
-  select * into v_lease
-    from private.gateway_lease(p_user_id => p_user_id, p_provider => p_provider, p_lease_id => p_request_id,
-                               p_model => p_model, p_input_estimate => p_input_estimate,
-                               p_requested_output => p_requested_output, p_choices => p_choices,
-                               p_check_limits => p_check_limits, p_hold_seconds => p_hold_seconds,
-                               p_input_unbounded => p_input_unbounded,
-                               p_search_context_size => p_search_context_size);
+  v_lease := private.gateway_lease((p_user_id, p_provider, p_request_id, p_model, p_input_estimate,
+    p_requested_output, p_choices, p_input_unbounded, p_search_context_size, 1, 0, 0, 0, false, p_check_limits,
+    p_hold_seconds)::private.lease_request);
   if v_lease.outcome = 'ok' then
     update private.token_holds h set pricing_id = v_lease.pricing_id where h.request_id = p_request_id;
   end if;

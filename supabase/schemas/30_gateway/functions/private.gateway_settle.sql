@@ -3,8 +3,8 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_r record;
-  v_charge record;
+  v_r private.usage_record;
+  v_charge private.usage_charge;
   v_usage public.token_usage;
   v_balance bigint;
   v_held bigint;
@@ -32,7 +32,7 @@ begin
     return v_usage;
   end if;
 
-  select * into v_charge from private._charge(v_r.provider, v_r.model, v_r.admitted_at, v_r.input_tokens,
+  select * into strict v_charge from private._charge(v_r.provider, v_r.model, v_r.admitted_at, v_r.input_tokens,
     v_r.cached_input_tokens, v_r.cache_write_tokens, v_r.output_tokens, v_r.reasoning_tokens, v_r.search_context_size);
 
   -- A hold of its own: a call admitted on its own (gateway_admit), or what a parked call used, moved out of its
@@ -54,18 +54,12 @@ begin
     v_held := greatest(v_held - v_hold_amount, 0);
   end if;
 
-  -- Debit what the call cost, in full (usage beyond the hold takes the balance below zero: never written off),
-  -- and release the hold, in one update; the ledger row goes with it.
-  update public.token_balances
-     set held = v_held, balance = v_balance - v_charge.platform_tokens,
-         updated_at = case when v_charge.platform_tokens > 0 then now() else updated_at end
-   where user_id = v_r.user_id;
-  if v_charge.platform_tokens > 0 then
-    insert into public.token_transactions (user_id, delta, balance_after, reason, reference, metadata)
-    values (v_r.user_id, -v_charge.platform_tokens, v_balance - v_charge.platform_tokens, 'usage',
-            'usage:' || v_r.request_id,
-            jsonb_build_object('provider', v_r.provider, 'model', v_r.model, 'cost_micro_usd', v_charge.cost_micro_usd));
-  end if;
+  -- Release the hold, then debit what the call cost, in full (usage beyond the hold takes the balance below zero:
+  -- never written off), through the ledger.
+  update public.token_balances set held = v_held where user_id = v_r.user_id and held <> v_held;
+  perform from private._write_ledger(array[(v_r.user_id, -v_charge.platform_tokens, 'usage', 'usage:' || v_r.request_id,
+    jsonb_build_object('provider', v_r.provider, 'model', v_r.model, 'cost_micro_usd', v_charge.cost_micro_usd)
+  )::private.ledger_entry]);
 
   insert into public.token_usage (
     request_id, user_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,

@@ -8,7 +8,7 @@ declare
   v_error text;
   v_state text;
 begin
-  perform set_config('lock_timeout', '3s', true); -- see gateway_settle_batch
+  perform set_config('lock_timeout', '3s', true); -- see gateway_batch_settle
   for v_row in
     select * from private.usage_outbox
      where applied_at is null and dead_at is null and next_attempt_at <= now()
@@ -42,10 +42,6 @@ begin
   return v_done;
 end;
 $$;
-
-comment on function private.process_usage_outbox(integer) is
-  'pg_cron (aie_usage_outbox): applies waiting usage records through gateway_settle, with backoff on failure. '
-  'Returns how many it applied.';
 
 comment on function private.process_usage_outbox(integer) is
   'pg_cron (aie_usage_outbox): applies waiting usage records through gateway_settle, with backoff on failure; a '

@@ -1,4 +1,4 @@
-create or replace function private.gateway_settle_batch(p_records jsonb, p_close_leases jsonb default '[]')
+create or replace function private.gateway_batch_settle(p_records jsonb, p_close_leases jsonb default '[]')
 returns table (request_id text, error text, cost_tokens bigint, balance bigint)
 language plpgsql
 set search_path = ''
@@ -72,7 +72,7 @@ begin
 end;
 $$;
 
-comment on function private.gateway_settle_batch(jsonb, jsonb) is
+comment on function private.gateway_batch_settle(jsonb, jsonb) is
   'Settles many gateway calls in one transaction (all at once, or, when one fails, each in its own '
   'subtransaction): a record whose settlement fails is parked in the usage outbox instead (what it cost stays '
   'held for it, see enqueue_usage). Then gives back the leases in p_close_leases ([{lease_id, user_id}]; one that '
