@@ -6,8 +6,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(16);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('heidi', 'cus_pgtap022Heidi') as heidi_id \gset
+select * from tests.create_stripe_fixtures() \gset
 
 -- ================================================================================ a dispute
 select is(

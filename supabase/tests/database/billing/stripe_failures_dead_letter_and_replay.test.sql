@@ -7,8 +7,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(26);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('erin', 'cus_pgtap022Erin') as erin_id \gset
+select * from tests.create_stripe_fixtures() \gset
 
 -- ====================================================================== failures and dead letters
 -- erin's invoice bills a price no plan is configured for: it cannot be applied.

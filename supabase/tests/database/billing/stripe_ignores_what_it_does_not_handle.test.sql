@@ -6,7 +6,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(13);
 
-select tests.set_stripe_prices();
+select * from tests.create_stripe_fixtures() \gset
 
 -- ============================================================================ an unknown event type
 select is(

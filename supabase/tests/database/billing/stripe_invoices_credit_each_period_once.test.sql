@@ -8,9 +8,9 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(31);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('alice', 'cus_pgtap022Alice') as alice_id \gset
-select tests.create_stripe_user('bob') as bob_id \gset
+select * from tests.create_stripe_fixtures() \gset
+-- alice's token pack checkout has linked her to her Stripe customer.
+update public.users set stripe_customer_id = 'cus_pgtap022Alice' where id = :'alice_id';
 -- alice has 1 000 000 tokens from elsewhere (the token pack she bought) and a subscription on max monthly: its paid
 -- checkout (pro monthly), the incomplete snapshot arriving after it, the switch to max and an older update arriving
 -- late, as billing/stripe_subscription_keeps_the_newest_state delivers them.

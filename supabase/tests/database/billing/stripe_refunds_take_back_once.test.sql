@@ -7,10 +7,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(34);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('carol', 'cus_pgtap022Carol') as carol_id \gset
-select tests.create_stripe_user('dave', 'cus_pgtap022Dave') as dave_id \gset
-select tests.create_stripe_user('grace', 'cus_pgtap022Grace') as grace_id \gset
+select * from tests.create_stripe_fixtures() \gset
 
 -- ===================================================================================== refunds
 -- carol buys pack_1m for 999 cents (a discounted 1000) and has 300 000 tokens from elsewhere: her refunds take

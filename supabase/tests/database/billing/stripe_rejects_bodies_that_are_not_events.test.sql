@@ -7,7 +7,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(23);
 
-select tests.set_stripe_prices();
+select * from tests.create_stripe_fixtures() \gset
 
 -- ========================================================================= bodies that are not events
 select count(*) as events_before from private.stripe_webhook_events \gset

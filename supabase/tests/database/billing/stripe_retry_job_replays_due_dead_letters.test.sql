@@ -6,8 +6,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(12);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('frank', 'cus_pgtap022Frank') as frank_id \gset
+select * from tests.create_stripe_fixtures() \gset
 
 -- ================================================================================ the scheduled job
 select results_eq(

@@ -8,8 +8,9 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(20);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('alice', 'cus_pgtap022Alice') as alice_id \gset
+select * from tests.create_stripe_fixtures() \gset
+-- alice's token pack checkout has linked her to her Stripe customer.
+update public.users set stripe_customer_id = 'cus_pgtap022Alice' where id = :'alice_id';
 
 -- ======================================================================= a subscription checkout
 select is(tests.deliver(tests.alice_subscription_event('checkout')),

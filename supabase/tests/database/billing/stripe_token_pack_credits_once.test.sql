@@ -6,8 +6,7 @@ begin;
 \ir ../../_fixtures/billing.psql
 select plan(12);
 
-select tests.set_stripe_prices();
-select tests.create_stripe_user('alice') as alice_id \gset
+select * from tests.create_stripe_fixtures() \gset
 
 -- ========================================================================= a token pack purchase
 select tests.stripe_event('evt_pgtap022_cs_pack', 'checkout.session.completed', 1795000010,
