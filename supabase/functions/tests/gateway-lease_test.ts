@@ -1,7 +1,8 @@
 // The lease book (_shared/gateway/lease.ts) on its own, against an in-memory store that keeps a balance and
 // the limiter windows the way private.gateway_lease and Upstash do: when it renews, how much it asks for, what
 // it admits from memory, when it gives a lease back. The SQL side is proved in
-// supabase/tests/database/031_gateway_leases.test.sql, and the whole path over HTTP in gateway*_test.ts.
+// supabase/tests/database/gateway/lease_*.test.sql and settle_batch_*.test.sql, and the whole path over HTTP in
+// gateway*_test.ts.
 import assert from "node:assert/strict";
 import {
   type CallShape,
