@@ -62,8 +62,8 @@ select is(
           unnest(array[
             'private.gateway_admit(uuid,text,text,text,bigint,integer,boolean,integer,integer,boolean,text)',
             'private.gateway_settle(jsonb)',
-            'private.gateway_lease(uuid,text,text,text,bigint,integer,integer,integer,bigint,integer,bigint,boolean,boolean,integer,boolean,text)',
-            'private.gateway_settle_batch(jsonb,jsonb)', 'private.rate_limit_take(text,integer,integer,integer,integer)',
+            'private.gateway_lease(private.lease_request)',
+            'private.gateway_batch_settle(jsonb,jsonb)', 'private.rate_limit_take(text,integer,integer,integer,integer)',
             'private.gateway_release(text)', 'private.enqueue_usage(jsonb,text)',
             'private.process_usage_outbox(integer)', 'private.release_expired_holds()',
             'private.check_usage_alerts(numeric,bigint)']) f

@@ -44,9 +44,9 @@ select results_eq(
                           (5, 'perplexity', 'pgtap032-search', 1000, 100, 1, 'high'),
                           (6, 'perplexity', 'pgtap032-search', 1000, 100, 1, null)) c (n, provider, model, input,
                                                                                        output, choices, size)
-            cross join lateral private.gateway_lease(%L, c.provider, 'pgtap032:agree:' || c.n, c.model, c.input,
+            cross join lateral private.gateway_lease(tests.lease_request(%L, c.provider, 'pgtap032:agree:' || c.n, c.model, c.input,
                                                      c.output, c.choices, p_check_limits => false,
-                                                     p_search_context_size => c.size) l
+                                                     p_search_context_size => c.size)) l
             order by c.n$$, :'tom'),
   format($$values (1, 'ok', %1$s::bigint, %1$s::bigint), (2, 'ok', %2$s, %2$s), (3, 'ok', %3$s, %3$s),
                   (4, 'ok', %4$s, %4$s), (5, 'ok', %5$s, %5$s), (6, 'ok', %6$s, %6$s)$$,
@@ -60,28 +60,28 @@ select results_eq(
 select results_eq(
   format($$select pricing_id, input_micro_usd_per_mtok, cache_write_micro_usd_per_mtok, output_micro_usd_per_mtok,
                   reasoning_micro_usd_per_mtok, rate_micro_usd_per_mtok, request_fee_micro_usd, plan_max_input
-             from private.gateway_lease(%L, 'anthropic', 'pgtap032:agree:prices', 'pgtap032-all', 10, 10,
-                                        p_check_limits => false)$$, :'tom'),
+             from private.gateway_lease(tests.lease_request(%L, 'anthropic', 'pgtap032:agree:prices', 'pgtap032-all', 10, 10,
+                                        p_check_limits => false))$$, :'tom'),
   format($$values (%s::bigint, 3000000::bigint, 3750000::bigint, 15000000::bigint, 20000000::bigint, %s::bigint,
                    0::bigint, 5000)$$, :'p_all', :'rate'),
   'gateway_lease returns the prices, the rate and the plan''s max input it held by (for the instance''s next calls)');
 select is(
-  (select request_fee_micro_usd from private.gateway_lease(:'tom', 'perplexity', 'pgtap032:agree:fee', 'pgtap032-search',
-     10, 10, p_check_limits => false, p_search_context_size => 'medium')),
+  (select request_fee_micro_usd from private.gateway_lease(tests.lease_request(:'tom', 'perplexity', 'pgtap032:agree:fee', 'pgtap032-search',
+     10, 10, p_check_limits => false, p_search_context_size => 'medium'))),
   8000::bigint, 'gateway_lease returns the request fee of the search context size');
 
 -- An input the gateway cannot measure is held as the plan's max input (5000 on pgtap032_plan).
 select tests.create_user_on_plan('pgtap032-ulla', 'pgtap032_plan', 10000000) as ulla \gset
 select results_eq(
   format($$select outcome, plan_max_input, hold_tokens, granted_tokens, granted_rate_tokens
-             from private.gateway_lease(%L, 'openai', 'pgtap032:lease:ulla-1', 'pgtap032-defaults', 100, 100,
-                                        p_input_unbounded => true)$$, :'ulla'),
+             from private.gateway_lease(tests.lease_request(%L, 'openai', 'pgtap032:lease:ulla-1', 'pgtap032-defaults', 100, 100,
+                                        p_input_unbounded => true))$$, :'ulla'),
   format($$values ('ok', 5000, %1$s::bigint, %1$s::bigint, 5100::bigint)$$,
          ceil((5000 * 2000000::numeric + 100 * 8000000::numeric) / :rate)),
   'p_input_unbounded holds the plan''s max input (5000, not the estimate of 100), and counts it against the limits');
 select is(
-  (select hold_tokens from private.gateway_lease(:'ulla', 'openai', 'pgtap032:lease:ulla-2', 'pgtap032-defaults', 8000,
-     100, p_input_unbounded => true, p_check_limits => false)),
+  (select hold_tokens from private.gateway_lease(tests.lease_request(:'ulla', 'openai', 'pgtap032:lease:ulla-2', 'pgtap032-defaults', 8000,
+     100, p_input_unbounded => true, p_check_limits => false))),
   ceil((8000 * 2000000::numeric + 100 * 8000000::numeric) / :rate)::bigint,
   'An estimate above the plan''s max input is held as estimated');
 select results_eq(

@@ -83,8 +83,8 @@ select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031
 -- ============================================================================ unpriced models, balances <= 0
 select tests.create_user_on_plan('pgtap032-tom', 'pgtap032_plan', 100000000) as tom \gset
 select results_eq(
-  format($$select outcome, message, granted_tokens from private.gateway_lease(%L, 'openai', 'pgtap032:lease:never',
-           'pgtap032-never', 10, 10, p_check_limits => false)$$, :'tom'),
+  format($$select outcome, message, granted_tokens from private.gateway_lease(tests.lease_request(%L, 'openai', 'pgtap032:lease:never',
+           'pgtap032-never', 10, 10, p_check_limits => false))$$, :'tom'),
   $$values ('unpriced', 'Model pgtap032-never has no price here, so its calls cannot be billed', 0::bigint)$$,
   'A lease for a model without a price is refused: unpriced');
 select is_empty($$select 1 from private.token_holds where request_id = 'pgtap032:lease:never'$$,
@@ -103,26 +103,26 @@ select ok((private.gateway_settle(tests.usage_record('pgtap032:ned:overage', :'n
   .debited_tokens > 0, 'ned owes what a call cost beyond his balance (an overage)');
 select is(tests.balance(:'ned'), (-:ned_debt)::bigint, 'ned''s balance is below zero by what the call cost');
 select results_eq(
-  format($$select outcome, message, granted_tokens from private.gateway_lease(%L, 'openai', 'pgtap032:lease:zack',
-           'pgtap032-defaults', 10, 10, p_have_tokens => 1000000, p_check_limits => false)$$, :'zack'),
+  format($$select outcome, message, granted_tokens from private.gateway_lease(tests.lease_request(%L, 'openai', 'pgtap032:lease:zack',
+           'pgtap032-defaults', 10, 10, p_have_tokens => 1000000, p_check_limits => false))$$, :'zack'),
   $$values ('payment_required', 'Token balance exhausted (0): add tokens to make calls', 0::bigint)$$,
   'With a balance of 0 a call is payment_required even when the instance already has its tokens');
 select results_eq(
-  format($$select outcome, message, granted_tokens, balance from private.gateway_lease(%L, 'openai',
-           'pgtap032:lease:ned', 'pgtap032-defaults', 10, 10, p_have_tokens => 1000000, p_check_limits => false)$$,
+  format($$select outcome, message, granted_tokens, balance from private.gateway_lease(tests.lease_request(%L, 'openai',
+           'pgtap032:lease:ned', 'pgtap032-defaults', 10, 10, p_have_tokens => 1000000, p_check_limits => false))$$,
          :'ned'),
   format($$values ('payment_required', 'Token balance exhausted (%1$s): add tokens to make calls', 0::bigint,
                    %1$s::bigint)$$, -:ned_debt),
   'With a balance below zero a call is payment_required, naming the balance');
 select results_eq(
-  format($$select outcome, granted_tokens from private.gateway_lease(%L, 'openai', 'pgtap032:lease:zack-ahead',
-           'pgtap032-defaults', 10, 10, p_ahead => true, p_check_limits => false)$$, :'zack'),
+  format($$select outcome, granted_tokens from private.gateway_lease(tests.lease_request(%L, 'openai', 'pgtap032:lease:zack-ahead',
+           'pgtap032-defaults', 10, 10, p_ahead => true, p_check_limits => false))$$, :'zack'),
   $$values ('ok', 0::bigint)$$,
   'p_ahead is not refused at a balance of 0: ok, granting nothing');
 -- Topping up ahead needs nothing now, so a balance below zero does not refuse it either.
 select results_eq(
-  format($$select outcome, granted_tokens from private.gateway_lease(%L, 'openai', 'pgtap032:lease:ned-ahead',
-           'pgtap032-defaults', 10, 10, p_ahead => true, p_check_limits => false)$$, :'ned'),
+  format($$select outcome, granted_tokens from private.gateway_lease(tests.lease_request(%L, 'openai', 'pgtap032:lease:ned-ahead',
+           'pgtap032-defaults', 10, 10, p_ahead => true, p_check_limits => false))$$, :'ned'),
   $$values ('ok', 0::bigint)$$,
   'p_ahead is not refused at a balance below zero either: ok, granting nothing');
 select is_empty(format('select 1 from private.token_holds where user_id in (%L, %L)', :'zack', :'ned'),

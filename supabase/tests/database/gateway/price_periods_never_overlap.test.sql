@@ -43,9 +43,9 @@ select throws_ok(
   $$insert into public.model_pricing (provider, model, input_micro_usd_per_mtok, output_micro_usd_per_mtok,
       effective_from, effective_to) values ('openai', 'pgtap030-other', 1, 1, '2026-02-01', '2026-02-01')$$,
   '23514', null, 'An empty period (effective_to = effective_from) is refused');
-select is((private._price_in_force('openai', 'pgtap030-history', '2026-02-01')).input_micro_usd_per_mtok, 3::bigint,
+select is((select input_micro_usd_per_mtok from private._price_at('openai', 'pgtap030-history', '2026-02-01')), 3::bigint,
   'At the boundary the new period''s price is in force');
-select is((private._price_in_force('openai', 'pgtap030-history', '2026-01-31 23:59:59')).id, :'history_jan'::bigint,
+select is((select id from private._price_at('openai', 'pgtap030-history', '2026-01-31 23:59:59')), :'history_jan'::bigint,
   'Just before the boundary the old period''s price is in force');
 
 -- ============================================================================ platform rates and request fees

@@ -1,4 +1,4 @@
--- private.gateway_settle_batch settles the calls of several users and leases, closing leases in the same batch, and
+-- private.gateway_batch_settle settles the calls of several users and leases, closing leases in the same batch, and
 -- returns each call's cost and its user's balance after the batch: a failing record (an unknown user, a status
 -- check, token counts that are not whole numbers) does not stop the others; it is parked in the usage outbox, its
 -- lease keeping exactly what it cost (all that is left when it cannot even be read), until process_usage_outbox
@@ -12,7 +12,7 @@ select plan(32);
 -- Prices, plans and the rate (_fixtures/gateway.psql), with :h10, :h100, …: what calls hold on pgtap031-model.
 select * from tests.create_gateway_fixtures() \gset
 
--- A usage record as the gateway sends it to gateway_settle_batch.
+-- A usage record as the gateway sends it to gateway_batch_settle.
 create function tests.lease_record(p_request text, p_user uuid, p_input bigint, p_output bigint, p_lease text,
                           p_status text default 'ok')
 returns jsonb
@@ -25,7 +25,7 @@ as $$
     'lease_id', p_lease, 'admitted_at', now())
 $$;
 
--- ============================================================================ gateway_settle_batch
+-- ============================================================================ gateway_batch_settle
 select tests.create_user_on_plan('pgtap031-bea', 'pgtap031_roomy', 100000) as bea \gset
 select tests.create_user_on_plan('pgtap031-cid', 'pgtap031_roomy', 100000) as cid \gset
 select tests.create_user_on_plan('pgtap031-dora', 'pgtap031_roomy', 100000) as dora \gset
@@ -53,7 +53,7 @@ select ceil((100 * 3000000::numeric + 50 * 6000000::numeric) / :rate)::bigint as
 
 -- Everything settles: two users' calls, and bea's lease closed in the same batch.
 create table tests.batch1 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch1:bea-1', :'bea', 100, 50, 'pgtap031:lease:bea'),
                     tests.lease_record('pgtap031:batch1:cid-1', :'cid', 300, 100, 'pgtap031:lease:cid'),
                     tests.lease_record('pgtap031:batch1:bea-2', :'bea', 80, 20, 'pgtap031:lease:bea')),
@@ -78,7 +78,7 @@ select results_eq(format($$select tests.hold('pgtap031:lease:cid'), tests.held(%
 -- One record fails (an unknown user) and one is refused by token_usage's status check: the others settle.
 select extensions.gen_random_uuid() as nobody \gset
 create table tests.batch2 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch2:dora-1', :'dora', 60, 40, 'pgtap031:lease:dora'),
                     tests.lease_record('pgtap031:batch2:dora-2', :'dora', 30, 20, 'pgtap031:lease:dora', 'exploded'),
                     tests.lease_record('pgtap031:batch2:nobody', :'nobody', 5, 5, null),
@@ -137,7 +137,7 @@ select is(tests.held(:'bea'), :h10::bigint, 'and the refused lease changed nothi
 
 -- A parked record whose token counts are not whole numbers does not abort its batch.
 create table tests.batch3 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch3:cid-1', :'cid', 10, 10, 'pgtap031:lease:cid'),
                     tests.lease_record('pgtap031:batch3:cid-2', :'cid', 10, 10, 'pgtap031:lease:cid') || '{"input_tokens": 1.5}'),
   jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:cid', 'user_id', :'cid')));
@@ -155,10 +155,10 @@ select tests.create_user_on_plan('pgtap031-eve', 'pgtap031_roomy', 100000) as ev
 select is((select granted_tokens from tests.lease(:'eve', 'pgtap031:lease:eve', 100, 0, p_calls => 3)),
   (3 * :h100)::bigint, 'eve leases three calls of input 100');
 create table tests.batch4 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch4:eve-1', :'eve', 40, 30, 'pgtap031:lease:eve', 'exploded')));
 create table tests.batch5 as
-select * from private.gateway_settle_batch('[]',
+select * from private.gateway_batch_settle('[]',
   jsonb_build_array(jsonb_build_object('lease_id', 'pgtap031:lease:eve', 'user_id', :'eve')));
 select results_eq(
   format($$select tests.hold('pgtap031:lease:eve'), tests.hold('pgtap031:batch4:eve-1'),
@@ -182,7 +182,7 @@ select results_eq(
 -- A batch whose user cannot pay for all of it is settled as a set all the same: every call in full, below zero.
 select tests.create_user_on_plan('pgtap031-fay', 'pgtap031_roomy', 3 * :c_60_40 / 2) as fay \gset
 create table tests.batch6 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch6:fay-1', :'fay', 60, 40, 'pgtap031:lease:fay-none'),
                     tests.lease_record('pgtap031:batch6:fay-2', :'fay', 60, 40, 'pgtap031:lease:fay-none')));
 select results_eq(
@@ -208,7 +208,7 @@ select tests.create_user_on_plan('pgtap031-gil', 'pgtap031_roomy', 100000) as gi
 select is((select granted_tokens from tests.lease(:'gil', 'pgtap031:lease:gil', 100, 0, p_calls => 3)),
   (3 * :h100)::bigint, 'gil leases three calls');
 create table tests.batch7 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(
     tests.lease_record('pgtap031:batch7:gil-1', :'gil', 100, 50, 'pgtap031:lease:gil') || jsonb_build_object('admitted_at', :'t_change'::timestamptz - interval '1 minute'),
     tests.lease_record('pgtap031:batch7:gil-2', :'gil', 100, 50, 'pgtap031:lease:gil'),
@@ -227,7 +227,7 @@ select results_eq(
 -- balance after the batch.
 select tests.create_user_on_plan('pgtap031-hal', 'pgtap031_roomy', 100000) as hal \gset
 create table tests.batch8 as
-select * from private.gateway_settle_batch(
+select * from private.gateway_batch_settle(
   jsonb_build_array(tests.lease_record('pgtap031:batch8:hal-1', :'hal', 100, 50, 'pgtap031:lease:hal-none'),
                     tests.lease_record('pgtap031:batch8:hal-2', :'hal', 100, 50, 'pgtap031:lease:hal-none'),
                     tests.lease_record('pgtap031:batch8:hal-3', :'hal', 100, 50, 'pgtap031:lease:hal-none', 'exploded')));

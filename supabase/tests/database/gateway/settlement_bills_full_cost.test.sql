@@ -80,7 +80,7 @@ select results_eq(
   format('values (%s::bigint, 5000::bigint, %s::bigint)', :'price_model',
          ceil((1000 * 1000000::numeric + 1000 * 4000000::numeric) / :rate)),
   'A call admitted before a price change is billed at the price in force when it was admitted');
-select isnt((private._price_in_force('openai', 'pgtap030-model', now())).id, :'price_model'::bigint,
+select isnt((select id from private._price_at('openai', 'pgtap030-model', now())), :'price_model'::bigint,
   '(the new price is the one in force at settlement)');
 
 select tests.authenticate_as_anon();

@@ -55,8 +55,8 @@ select is((select attempts from private.usage_outbox where request_id = 'pgtap03
 -- ============================================================================ the outbox: dead letters
 select tests.create_user_on_plan('pgtap032-uma', 'pgtap032_plan', 1000000) as uma \gset
 select ceil((1000 * 2000000::numeric + 500 * 8000000::numeric) / :rate)::bigint as uma_hold \gset
-select is((select granted_tokens from private.gateway_lease(:'uma', 'openai', 'pgtap032:lease:uma', 'pgtap032-defaults',
-  1000, 500, p_calls => 2, p_check_limits => false)), (2 * :uma_hold)::bigint, 'uma leases two calls');
+select is((select granted_tokens from private.gateway_lease(tests.lease_request(:'uma', 'openai', 'pgtap032:lease:uma', 'pgtap032-defaults',
+  1000, 500, p_calls => 2, p_check_limits => false))), (2 * :uma_hold)::bigint, 'uma leases two calls');
 
 -- A record with a fractional token count can never apply: dead-lettered at once.
 select tests.usage_record('pgtap032:frac', :'uma', 'openai', 'pgtap032-defaults', 12.5, 100,
@@ -138,8 +138,8 @@ select is(
 
 -- A record failing for another reason (here token_usage's status check) is retried with backoff, and given up on its
 -- 10th try.
-select is((select granted_tokens from private.gateway_lease(:'uma', 'openai', 'pgtap032:lease:uma-2', 'pgtap032-defaults',
-  1000, 500, p_check_limits => false)), :uma_hold::bigint, 'uma leases another call');
+select is((select granted_tokens from private.gateway_lease(tests.lease_request(:'uma', 'openai', 'pgtap032:lease:uma-2', 'pgtap032-defaults',
+  1000, 500, p_check_limits => false))), :uma_hold::bigint, 'uma leases another call');
 select ceil((100 * 2000000::numeric + 50 * 8000000::numeric) / :rate)::bigint as bad_cost \gset
 select private.enqueue_usage(tests.usage_record('pgtap032:bad', :'uma', 'openai', 'pgtap032-defaults', 100, 50,
                                        '{"status": "exploded", "lease_id": "pgtap032:lease:uma-2"}'), 'lock timeout');
@@ -186,8 +186,8 @@ select outcome as vic_admitted from private.gateway_admit(:'vic', 'openai', 'pgt
   50, false) \gset
 select tests.usage_record('pgtap032:vic:1', :'vic', 'openai', 'pgtap032-defaults', 100, 50) as vic_record \gset
 select id as vic_usage from private.gateway_settle(:'vic_record') \gset
-select granted_tokens as vic_lease from private.gateway_lease(:'vic', 'openai', 'pgtap032:lease:vic',
-  'pgtap032-defaults', 100, 50, p_check_limits => false) \gset
+select granted_tokens as vic_lease from private.gateway_lease(tests.lease_request(:'vic', 'openai', 'pgtap032:lease:vic',
+  'pgtap032-defaults', 100, 50, p_check_limits => false)) \gset
 select tests.balance(:'vic') as vic_balance, tests.held(:'vic') as vic_held \gset
 select is((private.gateway_settle(:'vic_record'::jsonb || '{"input_tokens": 99999, "lease_id": "pgtap032:lease:vic"}')).id,
   :'vic_usage'::bigint, 'A settled record re-sent to gateway_settle returns its usage row');

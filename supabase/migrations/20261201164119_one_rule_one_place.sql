@@ -199,10 +199,8 @@ begin
   when v_type in ('invoice.paid', 'invoice.payment_succeeded') then
     -- The allowance of the period the invoice bills, from the invoice alone: its subscription period lines'
     -- prices (→ plan and billing period). Prorations and one-off items credit nothing.
-    v_sub_id := coalesce(v_obj -> 'parent' -> 'subscription_details' ->> 'subscription', v_obj ->> 'subscription');
-    v_user_id := private._stripe_user(v_obj ->> 'customer',
-                                      coalesce(v_obj -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
-                                               v_obj -> 'subscription_details' -> 'metadata' ->> 'user_id'));
+    v_sub_id := private._invoice_subscription_id(v_obj);
+    v_user_id := private._invoice_user(v_obj);
     if v_user_id is null then
       ignored_reason := format('no user here for Stripe customer %s', v_obj ->> 'customer');
     elsif not exists (select 1 from private._invoice_period_lines(v_obj)) then
@@ -237,10 +235,8 @@ begin
   when v_type = 'invoice.payment_failed' then
     -- The subscription's own events (customer.subscription.updated: past_due) change its status; this tells
     -- the user, once per invoice.
-    v_sub_id := coalesce(v_obj -> 'parent' -> 'subscription_details' ->> 'subscription', v_obj ->> 'subscription');
-    v_user_id := private._stripe_user(v_obj ->> 'customer',
-                                      coalesce(v_obj -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
-                                               v_obj -> 'subscription_details' -> 'metadata' ->> 'user_id'));
+    v_sub_id := private._invoice_subscription_id(v_obj);
+    v_user_id := private._invoice_user(v_obj);
     if v_user_id is null then
       ignored_reason := format('no user here for Stripe customer %s', v_obj ->> 'customer');
     else
@@ -348,6 +344,30 @@ CREATE OR REPLACE FUNCTION private._in_force (
   LANGUAGE sql
   IMMUTABLE
   AS $function$ select p_from <= p_at and (p_to is null or p_to > p_at) $function$;
+
+CREATE OR REPLACE FUNCTION private._invoice_subscription_id (
+  p_invoice jsonb
+)
+  RETURNS text
+  LANGUAGE sql
+  IMMUTABLE
+  SET search_path TO ''
+  AS $function$
+  select coalesce(p_invoice -> 'parent' -> 'subscription_details' ->> 'subscription', p_invoice ->> 'subscription')
+$function$;
+
+CREATE OR REPLACE FUNCTION private._invoice_user (
+  p_invoice jsonb
+)
+  RETURNS uuid
+  LANGUAGE sql
+  STABLE
+  SET search_path TO ''
+  AS $function$
+  select private._stripe_user(p_invoice ->> 'customer',
+                              coalesce(p_invoice -> 'parent' -> 'subscription_details' -> 'metadata' ->> 'user_id',
+                                       p_invoice -> 'subscription_details' -> 'metadata' ->> 'user_id'))
+$function$;
 
 CREATE OR REPLACE FUNCTION private._price_at (
   p_provider text,
@@ -1187,6 +1207,10 @@ COMMENT ON FUNCTION "private"."_charge"(text, text, timestamp with time zone, bi
 
 COMMENT ON FUNCTION "private"."_in_force"(timestamp with time zone, timestamp with time zone, timestamp with time zone) IS 'Whether a row of a history table (a price, a rate, a fee: in force on [effective_from, effective_to)) is in force at p_at. The one definition of "in force". Inlinable (no SET clause; it names nothing).';
 
+COMMENT ON FUNCTION "private"."_invoice_subscription_id"(jsonb) IS 'The subscription a Stripe invoice bills: parent.subscription_details.subscription (API 2025-03-31 and later), else the older top-level subscription field.';
+
+COMMENT ON FUNCTION "private"."_invoice_user"(jsonb) IS 'The user a Stripe invoice belongs to (private._stripe_user: by its customer, else the subscription''s metadata user_id, in either API version''s place).';
+
 COMMENT ON FUNCTION "private"."_price_at"(text, text, timestamp with time zone) IS 'The model''s price at p_at: the one in force then, else (a price closed retroactively while calls were in flight) its newest; no row for a model that never had a price. Admission also requires it in force (private._in_force); settlement bills at it. Inlinable (a set-returning SQL function without SET, so the planner folds it into the statements that settle a batch); names are schema-qualified.';
 
 COMMENT ON FUNCTION "private"."_rate_at"(timestamp with time zone) IS 'The platform token rate at p_at: the one in force then, else the newest. Inlinable, as private._price_at.';
@@ -1236,6 +1260,14 @@ GRANT EXECUTE ON FUNCTION "private"."_charge"(text, text, timestamp WITH time zo
 REVOKE ALL ON FUNCTION "private"."_in_force"(timestamp WITH time zone, timestamp WITH time zone, timestamp WITH time zone) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION "private"."_in_force"(timestamp WITH time zone, timestamp WITH time zone, timestamp WITH time zone) TO "postgres";
+
+REVOKE ALL ON FUNCTION "private"."_invoice_subscription_id"(jsonb) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION "private"."_invoice_subscription_id"(jsonb) TO "postgres";
+
+REVOKE ALL ON FUNCTION "private"."_invoice_user"(jsonb) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION "private"."_invoice_user"(jsonb) TO "postgres";
 
 REVOKE ALL ON FUNCTION "private"."_price_at"(text, text, timestamp WITH time zone) FROM PUBLIC;
 
