@@ -771,7 +771,7 @@ async function parkedInRedis(redis: Redis, requestId: string): Promise<Record<st
 }
 
 Deno.test("outbox: a settlement blocked by a lock is parked, keeps what it cost held, and is applied exactly once", async () => {
-  // The settlement chain (usage.ts): the batch must commit within 3 s, else the record goes to Redis; the
+  // The settlement chain (settlement/): the batch must commit within 3 s, else the record goes to Redis; the
   // database, still working on it, gives up on the lock too (3 s per wait) and parks it in private.usage_outbox
   // with what it cost held. The Redis copy, moved to the database on the instance's next settlement, finds it
   // there and changes nothing; process_usage_outbox applies it once.
