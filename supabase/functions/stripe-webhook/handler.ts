@@ -103,10 +103,11 @@ async function wholeEvent(raw: string, event: StripeEvent, log: Logger): Promise
   });
 }
 
-/** The row private.handle_stripe_event returns; `error` and `reason` are null unless it failed or ignored. */
+type HandleStripeEventRow = Database["private"]["Functions"]["handle_stripe_event"]["Returns"][number];
+/** What handle_stripe_event answers; `error` and `reason` may be null (the generated type says never). */
 type HandledEvent =
-  & Pick<Database["private"]["Functions"]["handle_stripe_event"]["Returns"][number], "status">
-  & { error: string | null; reason: string | null };
+  & Pick<HandleStripeEventRow, "status">
+  & { [K in "error" | "reason"]: HandleStripeEventRow[K] | null };
 
 export function stripeWebhookHandler(config: WebhookConfig) {
   return withHttp(

@@ -25,13 +25,15 @@ let inFlight: Promise<void> | null = null;
 let lingering: ReturnType<typeof setTimeout> | undefined;
 let lastBatchFailed = false;
 
+type SettleBatchRow = Database["private"]["Functions"]["gateway_settle_batch"]["Returns"][number];
 /**
  * A row of private.gateway_settle_batch: `error` is null and `cost_tokens`/`balance` set (bigints, which
  * postgres.js returns as strings) for a record that settled; `error` set and the others null for one that did not.
  */
 type BatchRow =
-  & Pick<Database["private"]["Functions"]["gateway_settle_batch"]["Returns"][number], "request_id">
-  & { error: string | null; cost_tokens: string | null; balance: string | null };
+  & Pick<SettleBatchRow, "request_id">
+  & { error: SettleBatchRow["error"] | null }
+  & { [K in "cost_tokens" | "balance"]: `${SettleBatchRow[K]}` | null };
 
 async function sendBatch() {
   const batch = pending.splice(0, BATCH_MAX);
