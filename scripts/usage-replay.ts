@@ -1,16 +1,15 @@
 // npm run usage:replay -- [file ...]   (or: … | npm run usage:replay)
 //
 // Applies the usage records the gateway could keep only in a log line (when neither the database nor Redis
-// took them: "usage record not stored: kept in this log line for replay", _shared/gateway/usage.ts), each exactly
-// once. Reads function logs from the files given, or from stdin: one JSON object per line, with or without a
-// prefix before it (a timestamp, a log shipper's fields). Every record goes through private.gateway_settle, which
-// settles a request id once: replaying the same logs again, or a record that did reach the database after all,
-// changes nothing. Prints what it found and did, and exits non-zero if a record could not be applied.
+// took them: KEPT_IN_LOG of _shared/gateway/settlement/redis-outbox.ts), each exactly once. Reads function logs
+// from the files given, or from stdin: one JSON object per line, with or without a prefix before it (a
+// timestamp, a log shipper's fields). Every record goes through private.gateway_settle, which settles a request
+// id once: replaying the same logs again, or a record that did reach the database after all, changes nothing.
+// Prints what it found and did, and exits non-zero if a record could not be applied.
 //
 // The database: SUPABASE_DB_URL, else DB_URL, else the local stack's.
 import postgres from "npm:postgres@3.4.9";
-
-const KEPT_IN_LOG = "usage record not stored: kept in this log line for replay";
+import { KEPT_IN_LOG } from "../supabase/functions/_shared/gateway/settlement/redis-outbox.ts";
 
 type Found = { record: Record<string, unknown>; line: number; source: string };
 

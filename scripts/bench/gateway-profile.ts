@@ -1,7 +1,7 @@
 // Where a gateway request's time goes, step by step. Run by scripts/bench/gateway.mjs (npm run
 // bench:gateway) with the env of the benchmark's own functions server; a benchmark helper, not a test.
 //
-// It runs the steps of supabase/functions/_shared/gateway/proxy.ts one after the other, BENCH_ITERATIONS
+// It runs the steps of supabase/functions/_shared/gateway/handler.ts one after the other, BENCH_ITERATIONS
 // times, sequentially (concurrency 1), with the gateway's own modules (auth, db, ratelimit, usage) and the
 // same SQL calls, and prints one JSON line: p50/p95/p99/mean in ms per step, plus baselines (a bare
 // `select 1` on the same pool, an Upstash PING) that separate round-trip cost from work.
@@ -9,15 +9,18 @@
 // env: BENCH_TOKEN (a user token), BENCH_UPSTREAM (fake OpenAI base URL, …/v1), BENCH_UPSTREAM_KEY,
 //      BENCH_ITERATIONS (default 300), plus the functions' own SUPABASE_DB_URL, UPSTASH_REDIS_REST_URL/TOKEN,
 //      JWT_SECRET, SUPABASE_JWKS.
-import { verifyUserToken } from "../../supabase/functions/_shared/auth.ts";
-import { db } from "../../supabase/functions/_shared/db.ts";
-import { createLogger } from "../../supabase/functions/_shared/log.ts";
-import { limit } from "../../supabase/functions/_shared/ratelimit.ts";
-import { redis } from "../../supabase/functions/_shared/redis.ts";
+import { verifyUserToken } from "../../supabase/functions/_shared/auth/verify.ts";
+import { createLeaseBook } from "../../supabase/functions/_shared/gateway/admission/book.ts";
+import { DEFAULT_LEASE_SETTINGS } from "../../supabase/functions/_shared/gateway/admission/state.ts";
+import { leaseStore } from "../../supabase/functions/_shared/gateway/admission/store.ts";
+import { estimateInputTokens } from "../../supabase/functions/_shared/gateway/parse.ts";
 import { openai } from "../../supabase/functions/_shared/gateway/providers/openai.ts";
-import { estimateInputTokens, leaseStore } from "../../supabase/functions/_shared/gateway/proxy.ts";
-import { flushSettlements, recordUsage } from "../../supabase/functions/_shared/gateway/usage.ts";
-import { createLeaseBook, DEFAULT_LEASE_SETTINGS } from "../../supabase/functions/_shared/gateway/lease.ts";
+import { flushSettlements } from "../../supabase/functions/_shared/gateway/settlement/batch.ts";
+import { recordUsage } from "../../supabase/functions/_shared/gateway/settlement/record-usage.ts";
+import { limit } from "../../supabase/functions/_shared/limits/ratelimit.ts";
+import { db } from "../../supabase/functions/_shared/platform/db.ts";
+import { createLogger } from "../../supabase/functions/_shared/platform/log.ts";
+import { redis } from "../../supabase/functions/_shared/platform/redis.ts";
 
 const env = (name: string) => {
   const v = Deno.env.get(name);

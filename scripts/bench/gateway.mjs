@@ -258,7 +258,7 @@ const usageRows = (ids) =>
 
 /**
  * Waits until every admitted call of the bench users is settled and their leases given back (a lease goes back
- * after the gateway's idle time, lease.ts); returns how long that took.
+ * after the gateway's idle time, admission/); returns how long that took.
  */
 async function settled(timeoutMs = 30_000) {
   const started = Date.now();

@@ -94,10 +94,10 @@ async function startStack(fakeUrl: string): Promise<Stack> {
     [
       "CORS_ALLOWED_ORIGINS=http://localhost:3000",
       "LOG_LEVEL=warn",
-      ...["OPENAI", "ANTHROPIC", "GEMINI", "PERPLEXITY"].map((p) => `${p}_API_KEY=fake-llm-test-key`),
+      ...["OPENAI", "ANTHROPIC", "GOOGLE", "PERPLEXITY"].map((p) => `${p}_API_KEY=fake-llm-test-key`),
       `OPENAI_BASE_URL=${fakeUrl}/v1`,
       `ANTHROPIC_BASE_URL=${fakeUrl}`,
-      `GEMINI_BASE_URL=${fakeUrl}`,
+      `GOOGLE_BASE_URL=${fakeUrl}`,
       `PERPLEXITY_BASE_URL=${fakeUrl}`,
       "UPSTREAM_HEADERS_TIMEOUT_MS=5000",
       "UPSTREAM_TIMEOUT_MS=30000",

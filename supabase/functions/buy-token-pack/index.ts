@@ -5,18 +5,17 @@
 // 400 bad body or Idempotency-Key · 401 not a signed-in user · 404 no such active pack · 415 not JSON ·
 // 429 more than 10 a minute · 502/504 Stripe failed. Same request twice within 10 minutes, or the same
 // Idempotency-Key header → the same session.
-import {
-  activeTokenPack,
-  billingCaller,
-  checkoutIdempotencyKey,
-  checkoutReturnUrls,
-  clientIdempotencyKey,
-  createCheckoutSession,
-  ensureStripeCustomer,
-} from "../_shared/billing.ts";
-import { json, withHttp } from "../_shared/http.ts";
-import type { Stripe } from "../_shared/stripe.ts";
-import { readJson, z } from "../_shared/validation.ts";
+import { caller } from "../_shared/auth/caller.ts";
+import { activeTokenPack } from "../_shared/billing/catalog.ts";
+import { createCheckoutSession } from "../_shared/billing/checkout.ts";
+import { ensureStripeCustomer } from "../_shared/billing/customer.ts";
+import { checkoutIdempotencyKey, clientIdempotencyKey } from "../_shared/billing/idempotency.ts";
+import { billingLimit } from "../_shared/billing/limit.ts";
+import { checkoutReturnUrls } from "../_shared/billing/return-urls.ts";
+import type { Stripe } from "../_shared/billing/stripe.ts";
+import { json } from "../_shared/http/respond.ts";
+import { readJson, z } from "../_shared/http/validation.ts";
+import { withHttp } from "../_shared/http/with-http.ts";
 
 const Body = z.object({
   packId: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a token pack id such as pack_1m"),
@@ -26,7 +25,7 @@ Deno.serve(withHttp({ name: "buy-token-pack", methods: ["POST"] }, async (req, c
   const { packId } = await readJson(req, Body);
   const clientKey = clientIdempotencyKey(req);
 
-  const { user, log, headers } = await billingCaller(req, ctx, "buy-token-pack");
+  const { user, log, headers } = await caller(req, ctx, { limit: billingLimit("buy-token-pack") });
 
   const pack = await activeTokenPack(packId);
   const customer = await ensureStripeCustomer(user, log);

@@ -5,19 +5,17 @@
 // billing-portal) · 415 not JSON · 429 more than 10 a minute · 502/504 Stripe failed · 503 no price configured.
 // The same request twice (double click, retry) within 10 minutes, or with the same Idempotency-Key header,
 // answers with the same session. Any other body field (e.g. a userId) is ignored: the user is the token's.
-import {
-  assertNoLivePlan,
-  billingCaller,
-  checkoutIdempotencyKey,
-  checkoutReturnUrls,
-  clientIdempotencyKey,
-  createCheckoutSession,
-  ensureStripeCustomer,
-  planPriceId,
-} from "../_shared/billing.ts";
-import { json, withHttp } from "../_shared/http.ts";
-import type { Stripe } from "../_shared/stripe.ts";
-import { readJson, z } from "../_shared/validation.ts";
+import { caller } from "../_shared/auth/caller.ts";
+import { assertNoLivePlan, planPriceId } from "../_shared/billing/catalog.ts";
+import { createCheckoutSession } from "../_shared/billing/checkout.ts";
+import { ensureStripeCustomer } from "../_shared/billing/customer.ts";
+import { checkoutIdempotencyKey, clientIdempotencyKey } from "../_shared/billing/idempotency.ts";
+import { billingLimit } from "../_shared/billing/limit.ts";
+import { checkoutReturnUrls } from "../_shared/billing/return-urls.ts";
+import type { Stripe } from "../_shared/billing/stripe.ts";
+import { json } from "../_shared/http/respond.ts";
+import { readJson, z } from "../_shared/http/validation.ts";
+import { withHttp } from "../_shared/http/with-http.ts";
 
 const Body = z.object({
   plan: z.enum(["pro", "max"]),
@@ -28,7 +26,7 @@ Deno.serve(withHttp({ name: "create-pro-subscription", methods: ["POST"] }, asyn
   const { plan, billingPeriod } = await readJson(req, Body);
   const clientKey = clientIdempotencyKey(req);
 
-  const { user, log, headers } = await billingCaller(req, ctx, "create-pro-subscription");
+  const { user, log, headers } = await caller(req, ctx, { limit: billingLimit("create-pro-subscription") });
 
   await assertNoLivePlan(user);
   const price = await planPriceId(plan, billingPeriod);

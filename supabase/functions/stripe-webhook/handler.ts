@@ -4,15 +4,18 @@
 // cut-off lines read from the API → one SQL call that refuses a body it cannot record (400), else records,
 // applies (exactly once) and audits the event → 200. A failure to apply is a 500, so Stripe retries; the
 // third failure is dead-lettered in the database. Every refusal is audited, once.
-import { callStripe } from "../_shared/billing.ts";
-import { db } from "../_shared/db.ts";
-import { HttpError } from "../_shared/errors.ts";
-import { listEnv, optionalEnv } from "../_shared/env.ts";
-import { clientIp, errorResponse, json, type RequestContext, withHttp } from "../_shared/http.ts";
-import type { Logger } from "../_shared/log.ts";
-import { limit, rateLimited, type RateLimitRule } from "../_shared/ratelimit.ts";
-import { Stripe, stripe, type StripeEvent, verifyStripeEvent } from "../_shared/stripe.ts";
-import { readRawBody, requireJson } from "../_shared/validation.ts";
+import { type StripeEvent, verifyStripeEvent } from "../_shared/billing/stripe-signature.ts";
+import { callStripe, Stripe, stripe } from "../_shared/billing/stripe.ts";
+import type { Database } from "../_shared/database.types.ts";
+import { clientIp } from "../_shared/http/client-ip.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import { errorResponse, json } from "../_shared/http/respond.ts";
+import { readRawBody, requireJson } from "../_shared/http/validation.ts";
+import { type RequestContext, withHttp } from "../_shared/http/with-http.ts";
+import { limit, rateLimited, type RateLimitRule } from "../_shared/limits/ratelimit.ts";
+import { db } from "../_shared/platform/db.ts";
+import { env, parseBoolean } from "../_shared/platform/env.ts";
+import type { Logger } from "../_shared/platform/log.ts";
 
 /** Stripe's published webhook source addresses (https://stripe.com/files/ips/ips_webhooks.txt). */
 export const STRIPE_WEBHOOK_IPS: readonly string[] = [
@@ -46,14 +49,15 @@ export type WebhookConfig = {
  * comma-separated list of addresses. STRIPE_WEBHOOK_RATE_LIMIT_PER_MINUTE (default 600) per source IP.
  */
 export function webhookConfigFromEnv(): WebhookConfig {
-  const setting = (optionalEnv("STRIPE_WEBHOOK_IP_ALLOWLIST") ?? "off").toLowerCase();
-  const allowedIps = ["off", "false", "0", "no"].includes(setting)
+  const setting = env.string("STRIPE_WEBHOOK_IP_ALLOWLIST") ?? "off";
+  const stripeOnly = setting.toLowerCase() === "stripe" ? true : parseBoolean(setting);
+  const allowedIps = stripeOnly === false
     ? null
-    : ["on", "true", "1", "yes", "stripe"].includes(setting)
+    : stripeOnly === true
     ? STRIPE_WEBHOOK_IPS
-    : listEnv("STRIPE_WEBHOOK_IP_ALLOWLIST");
-  const perMinute = Number(optionalEnv("STRIPE_WEBHOOK_RATE_LIMIT_PER_MINUTE") ?? 600);
-  return { allowedIps, rateLimit: { limit: perMinute > 0 ? perMinute : 600, windowSeconds: 60 } };
+    : env.list("STRIPE_WEBHOOK_IP_ALLOWLIST");
+  const perMinute = env.integer("STRIPE_WEBHOOK_RATE_LIMIT_PER_MINUTE", { min: 1, default: 600 });
+  return { allowedIps, rateLimit: { limit: perMinute, windowSeconds: 60 } };
 }
 
 /** Audits a delivery refused before it reached the database (method, source, limit, type, size, signature). */
@@ -99,6 +103,12 @@ async function wholeEvent(raw: string, event: StripeEvent, log: Logger): Promise
   });
 }
 
+type HandleStripeEventRow = Database["private"]["Functions"]["handle_stripe_event"]["Returns"][number];
+/** What handle_stripe_event answers; `error` and `reason` may be null (the generated type says never). */
+type HandledEvent =
+  & Pick<HandleStripeEventRow, "status">
+  & { [K in "error" | "reason"]: HandleStripeEventRow[K] | null };
+
 export function stripeWebhookHandler(config: WebhookConfig) {
   return withHttp(
     { name: "stripe-webhook", methods: ["POST"], onRefused: auditRefusal },
@@ -116,7 +126,7 @@ export function stripeWebhookHandler(config: WebhookConfig) {
 
       // One SQL call: refuses what is not a storable Stripe event (audited there), else records, applies
       // (exactly once) and audits it.
-      const [result] = await db()<{ status: string; error: string | null; reason: string | null }[]>`
+      const [result] = await db()<HandledEvent[]>`
       select status, error, reason from private.handle_stripe_event(
         p_payload => ${body}, p_request_id => ${ctx.requestId}, p_source_ip => ${ip}::inet)`;
       if (result.status === "rejected") {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import postgres from "npm:postgres@3.4.9";
 import Stripe from "npm:stripe@23.1.0";
-import { CHECKOUT_DEDUPE_WINDOW_MS } from "../_shared/billing.ts";
+import { CHECKOUT_DEDUPE_WINDOW_MS } from "../_shared/billing/idempotency.ts";
 import {
   FAKE_STRIPE_500_MESSAGE,
   type FakeStripe,

@@ -22,11 +22,11 @@ const openai = (fake: FakeLlm, apiKey = KEY) =>
 const perplexity = (fake: FakeLlm, apiKey = KEY) => new OpenAI({ apiKey, baseURL: fake.url, maxRetries: 0 });
 const anthropic = (fake: FakeLlm, apiKey = KEY) =>
   new Anthropic({ apiKey, baseURL: fake.url, maxRetries: 0 });
-const gemini = (fake: FakeLlm, apiKey = KEY) =>
+const google = (fake: FakeLlm, apiKey = KEY) =>
   new GoogleGenAI({ apiKey, httpOptions: { baseUrl: fake.url } });
 
 const userSays = (content: string) => [{ role: "user" as const, content }];
-const geminiSays = (text: string) => [{ role: "user", parts: [{ text }] }];
+const googleSays = (text: string) => [{ role: "user", parts: [{ text }] }];
 
 /** Runs `fn` and returns what it threw (fails if it did not throw). */
 async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
@@ -262,7 +262,7 @@ Deno.test("anthropic SDK: messages.stream() finalMessage has the full text and f
 Deno.test("genai SDK: generateContent has the echo reply and usageMetadata with cached and thought tokens", async () => {
   await using fake = await startFakeLlm();
   fake.setScript({ inputTokens: 120, outputTokens: 45, cachedTokens: 20, reasoningTokens: 15 });
-  const response = await gemini(fake).models.generateContent({
+  const response = await google(fake).models.generateContent({
     model: "gemini-2.5-flash",
     contents: "Hi Gemini",
   });
@@ -275,7 +275,7 @@ Deno.test("genai SDK: generateContent has the echo reply and usageMetadata with 
   assert.equal(response.usageMetadata?.totalTokenCount, 165);
 
   const call = fake.calls[0];
-  assert.equal(call.provider, "gemini");
+  assert.equal(call.provider, "google");
   assert.equal(call.path, "/v1/models/gemini-2.5-flash:generateContent");
   assert.equal(call.model, "gemini-2.5-flash");
   assert.equal(call.headers["x-goog-api-key"], KEY);
@@ -284,7 +284,7 @@ Deno.test("genai SDK: generateContent has the echo reply and usageMetadata with 
 
 Deno.test("genai SDK: without cache or thoughts usageMetadata omits those counts", async () => {
   await using fake = await startFakeLlm();
-  const response = await gemini(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" });
+  const response = await google(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" });
   assert.equal(response.usageMetadata?.promptTokenCount, 11);
   assert.equal(response.usageMetadata?.candidatesTokenCount, 7);
   assert.equal(response.usageMetadata?.totalTokenCount, 18);
@@ -295,9 +295,9 @@ Deno.test("genai SDK: without cache or thoughts usageMetadata omits those counts
 Deno.test("genai SDK: generateContentStream chunks carry cumulative usage and the last one STOP", async () => {
   await using fake = await startFakeLlm();
   fake.setScript({ inputTokens: 40, outputTokens: 9, chunks: 3 });
-  const stream = await gemini(fake).models.generateContentStream({
+  const stream = await google(fake).models.generateContentStream({
     model: "gemini-2.5-pro",
-    contents: geminiSays("stream please"),
+    contents: googleSays("stream please"),
   });
   const chunks = [];
   for await (const chunk of stream) chunks.push(chunk);
@@ -341,14 +341,14 @@ Deno.test("a wrong key makes each SDK throw its own authentication error", async
   });
 
   const ge = await thrown(() =>
-    gemini(fake, WRONG).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
+    google(fake, WRONG).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
   );
   assert.ok(ge instanceof ApiError);
   assert.equal(ge.status, 400);
   assert.match(ge.message, /API_KEY_INVALID/);
 
   assert.equal(fake.calls.length, 4, "refused requests are recorded too");
-  assert.ok(fake.calls.every((c) => c.status === (c.provider === "gemini" ? 400 : 401)));
+  assert.ok(fake.calls.every((c) => c.status === (c.provider === "google" ? 400 : 401)));
 });
 
 Deno.test("an injected status reaches each SDK as its error for that status, in the provider's shape", async () => {
@@ -371,7 +371,7 @@ Deno.test("an injected status reaches each SDK as its error for that status, in 
 
   fake.setScript({ status: 503 });
   const ge = await thrown(() =>
-    gemini(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
+    google(fake).models.generateContent({ model: "gemini-2.5-flash", contents: "x" })
   );
   assert.ok(ge instanceof ApiError);
   assert.equal(ge.status, 503);
@@ -407,7 +407,7 @@ Deno.test("a script with times applies to the next matching requests only, then 
 Deno.test("an error after some chunks reaches each SDK as a mid-stream error", async () => {
   await using fake = await startFakeLlm();
   fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 529, provider: "anthropic" });
-  fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 503, provider: ["openai", "gemini"] });
+  fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 503, provider: ["openai", "google"] });
 
   let texts = "";
   const oa = await thrown(async () => {
@@ -429,7 +429,7 @@ Deno.test("an error after some chunks reaches each SDK as a mid-stream error", a
   assert.equal((an.error as { error: { type: string } }).error.type, "overloaded_error");
 
   const ge = await thrown(async () => {
-    const stream = await gemini(fake).models.generateContentStream({ model: "g", contents: "x" });
+    const stream = await google(fake).models.generateContentStream({ model: "g", contents: "x" });
     for await (const _ of stream) { /* drain */ }
   });
   assert.ok(ge instanceof ApiError);
@@ -477,7 +477,7 @@ Deno.test("genai SDK: an abortSignal fired mid-stream is observed by the fake", 
   await using fake = await startFakeLlm();
   fake.setScript({ hangAfterChunks: 1 });
   const controller = new AbortController();
-  const stream = await gemini(fake).models.generateContentStream({
+  const stream = await google(fake).models.generateContentStream({
     model: "gemini-2.5-flash",
     contents: "x",
     config: { abortSignal: controller.signal },
@@ -559,7 +559,7 @@ Deno.test("raw SSE framing: OpenAI data lines and [DONE], Anthropic event lines,
   ]);
 
   const ge = await post("/v1beta/models/g:streamGenerateContent?alt=sse", { "x-goog-api-key": KEY }, {
-    contents: geminiSays("x"),
+    contents: googleSays("x"),
   });
   const geText = await ge.text();
   assert.equal(geText.split("\r\n\r\n").filter(Boolean).length, 2);
@@ -575,11 +575,11 @@ Deno.test("raw HTTP: Gemini accepts ?key=, refuses a missing key with 403, and r
       body: JSON.stringify(body),
     }).then(async (r) => ({ status: r.status, body: await r.json() }));
 
-  const ok = await post(`/v1beta/models/g:generateContent?key=${KEY}`, {}, { contents: geminiSays("q") });
+  const ok = await post(`/v1beta/models/g:generateContent?key=${KEY}`, {}, { contents: googleSays("q") });
   assert.equal(ok.status, 200);
   assert.equal(ok.body.candidates[0].content.parts[0].text, "echo: q");
 
-  const missing = await post("/v1beta/models/g:generateContent", {}, { contents: geminiSays("q") });
+  const missing = await post("/v1beta/models/g:generateContent", {}, { contents: googleSays("q") });
   assert.equal(missing.status, 403);
   assert.equal(missing.body.error.status, "PERMISSION_DENIED");
 
@@ -635,7 +635,7 @@ Deno.test("many concurrent requests across providers all succeed with distinct i
   await using fake = await startFakeLlm();
   const oa = openai(fake);
   const an = anthropic(fake);
-  const ge = gemini(fake);
+  const ge = google(fake);
   const px = perplexity(fake);
   const answers = await Promise.all(Array.from({ length: 200 }, async (_, i): Promise<[string, string]> => {
     const ask = `n${i}`;
@@ -661,7 +661,7 @@ Deno.test("many concurrent requests across providers all succeed with distinct i
   assert.equal(new Set(answers.map(([id]) => id)).size, 200);
   assert.deepEqual(answers.map(([, text]) => text), answers.map((_, i) => `echo: n${i}`));
   assert.equal(fake.calls.length, 200);
-  assert.deepEqual(fake.counts, { openai: 50, anthropic: 50, gemini: 50, perplexity: 50 });
+  assert.deepEqual(fake.counts, { openai: 50, anthropic: 50, google: 50, perplexity: 50 });
 });
 
 Deno.test("setScript refuses inconsistent numbers", async () => {
@@ -698,10 +698,10 @@ function rawRequest(fake: FakeLlm, p: LlmProvider, stream: boolean, text = "x"):
       { "x-api-key": KEY, "anthropic-version": "2023-06-01" },
       { model: "c", max_tokens: 5, messages: userSays(text), stream },
     ],
-    gemini: (): [string, Record<string, string>, unknown] => [
+    google: (): [string, Record<string, string>, unknown] => [
       stream ? "/v1beta/models/g:streamGenerateContent?alt=sse" : "/v1beta/models/g:generateContent",
       { "x-goog-api-key": KEY },
-      { contents: geminiSays(text) },
+      { contents: googleSays(text) },
     ],
   }[p]();
   return fetch(fake.url + path, {
@@ -737,7 +737,7 @@ function textIn(p: LlmProvider, stream: boolean, x: Record<string, unknown>): st
       return (stream ? a.choices?.[0]?.delta?.content : a.choices?.[0]?.message?.content) ?? "";
     case "anthropic":
       return (stream ? a.delta?.text : a.content?.[0]?.text) ?? "";
-    case "gemini":
+    case "google":
       return a.candidates?.[0]?.content?.parts?.[0]?.text ?? "";
   }
 }
@@ -813,11 +813,11 @@ Deno.test('usage "omit": the SDKs see no usage, and streams still parse', async 
   assert.ok(delta && !("usage" in delta));
   assert.equal(anEvents.at(-1)?.type, "message_stop");
 
-  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  const ge = await google(fake).models.generateContent({ model: "g", contents: "q" });
   assert.equal(ge.text, "echo: q");
   assert.equal(ge.usageMetadata, undefined);
   const geChunks = [];
-  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+  for await (const c of await google(fake).models.generateContentStream({ model: "g", contents: "q" })) {
     geChunks.push(c);
   }
   assert.equal(geChunks.length, 5);
@@ -829,7 +829,7 @@ const ODD_USAGE: Record<LlmProvider, Record<string, unknown>> = {
   openai: { prompt_tokens: 12.5 },
   perplexity: { completion_tokens: "12" },
   anthropic: { output_tokens: -1 },
-  gemini: { candidatesTokenCount: 1e20 },
+  google: { candidatesTokenCount: 1e20 },
 };
 
 Deno.test("a usage object is merged into every usage object each provider sends, values as given (raw HTTP)", async () => {
@@ -837,7 +837,7 @@ Deno.test("a usage object is merged into every usage object each provider sends,
   for (const p of LLM_PROVIDERS) fake.setScript({ provider: p, usage: ODD_USAGE[p], chunks: 3 });
   // usage objects per answer: non-stream 1; streams: OpenAI's usage chunk, every Perplexity chunk (3 + finish),
   // Anthropic message_start and message_delta, every Gemini chunk
-  const perStream: Record<LlmProvider, number> = { openai: 1, perplexity: 4, anthropic: 2, gemini: 3 };
+  const perStream: Record<LlmProvider, number> = { openai: 1, perplexity: 4, anthropic: 2, google: 3 };
   for (const p of LLM_PROVIDERS) {
     const reported = reportedUsage(p, { usage: ODD_USAGE[p] });
     assert.deepEqual(reported, { ...reportedUsage(p), ...ODD_USAGE[p] }, "the fake's own fields stay");
@@ -911,11 +911,11 @@ Deno.test("a usage object reaches the SDKs unchanged, streaming and not", async 
     .finalMessage();
   assert.equal(final.usage.output_tokens, -1);
 
-  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  const ge = await google(fake).models.generateContent({ model: "g", contents: "q" });
   assert.equal(ge.usageMetadata?.candidatesTokenCount, 1e20);
   assert.equal(ge.usageMetadata?.promptTokenCount, 11);
   const geChunks = [];
-  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+  for await (const c of await google(fake).models.generateContentStream({ model: "g", contents: "q" })) {
     geChunks.push(c);
   }
   assert.deepEqual(geChunks.map((c) => c.usageMetadata?.candidatesTokenCount), [1e20, 1e20]);
@@ -998,12 +998,12 @@ Deno.test("byteChunks: the SDKs reassemble streams and answers split into single
   assert.equal(an.usage.input_tokens, 30);
 
   const geChunks = [];
-  for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+  for await (const c of await google(fake).models.generateContentStream({ model: "g", contents: "q" })) {
     geChunks.push(c);
   }
   assert.equal(geChunks.map((c) => c.text).join(""), WIDE);
   assert.equal(geChunks.at(-1)?.usageMetadata?.candidatesTokenCount, 8);
-  const ge = await gemini(fake).models.generateContent({ model: "g", contents: "q" });
+  const ge = await google(fake).models.generateContent({ model: "g", contents: "q" });
   assert.equal(ge.text, WIDE);
 });
 
@@ -1108,7 +1108,7 @@ Deno.test("crlf, also with byteChunks (a CRLF split across reads): every SDK par
     assert.equal(final.stop_reason, "end_turn");
 
     const geChunks = [];
-    for await (const c of await gemini(fake).models.generateContentStream({ model: "g", contents: "q" })) {
+    for await (const c of await google(fake).models.generateContentStream({ model: "g", contents: "q" })) {
       geChunks.push(c);
     }
     assert.deepEqual(geChunks.map((c) => c.text), splitReply(WIDE, 3));

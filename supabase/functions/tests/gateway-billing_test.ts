@@ -8,7 +8,7 @@
 // Most tests use a model priced at exactly the platform rate (tests/_lib/charges.ts: one platform token per raw
 // token) and users on a plan of their own without a monthly allowance, so the arithmetic is in tokens.
 import assert from "node:assert/strict";
-import { holdTokens } from "../_shared/gateway/lease.ts";
+import { holdTokens } from "../_shared/gateway/admission/hold.ts";
 import { ensureUnitModels, UNIT_MODEL } from "./_lib/charges.ts";
 import { createTestUser, deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { splitReply } from "./_lib/fake-llm.ts";

@@ -8,19 +8,19 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.10.2";
 import { anthropic, messagesFields } from "../_shared/gateway/providers/anthropic.ts";
 import {
-  gemini,
   generateContentFields,
   generationConfigFields,
+  google,
   toolFields,
-} from "../_shared/gateway/providers/gemini.ts";
+} from "../_shared/gateway/providers/google.ts";
 import { openai, openAiChatFields } from "../_shared/gateway/providers/openai.ts";
 import {
   perplexity,
   perplexityChatFields,
   webSearchOptionsFields,
 } from "../_shared/gateway/providers/perplexity.ts";
-import { HttpError } from "../_shared/errors.ts";
-import { parseWith } from "../_shared/validation.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import { parseWith } from "../_shared/http/validation.ts";
 import { ensureUnitModels, UNIT_MODEL } from "./_lib/charges.ts";
 import { createTestUser, deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { F, gatewayKit, gatewayTest, type Gw, jsonHeaders, post } from "./_lib/gateway.ts";
@@ -121,7 +121,7 @@ const anthropicRefuses = ["container", "inference_geo", "mcp_servers"];
 /** Both spellings of a Gemini field, with one value. */
 const both = (camel: string, snake: string, value: unknown): Accepts => ({ [camel]: value, [snake]: value });
 
-const geminiAccepts: Accepts = {
+const googleAccepts: Accepts = {
   contents: [{ role: "user", parts: [{ text: "hi" }] }],
   tools: [{ functionDeclarations: [{ name: "f" }] }],
   ...both("toolConfig", "tool_config", {}),
@@ -224,11 +224,11 @@ const CASES: Case[] = [
   {
     what: "Gemini generateContent",
     fields: generateContentFields,
-    accepts: geminiAccepts,
+    accepts: googleAccepts,
     refuses: [],
     base: { contents: [{ role: "user", parts: [{ text: "hi" }] }] },
     put: top,
-    schema: gemini.schema,
+    schema: google.schema,
   },
   {
     what: "Gemini generationConfig",
@@ -237,7 +237,7 @@ const CASES: Case[] = [
     refuses: generationConfigRefuses,
     base: { contents: [{ role: "user", parts: [{ text: "hi" }] }] },
     put: (base, field, value) => ({ ...base, generationConfig: { [field]: value } }),
-    schema: gemini.schema,
+    schema: google.schema,
   },
   {
     what: "a Gemini tool",
@@ -246,7 +246,7 @@ const CASES: Case[] = [
     refuses: toolRefuses,
     base: { contents: [{ role: "user", parts: [{ text: "hi" }] }] },
     put: (base, field, value) => ({ ...base, tools: [{ [field]: value }] }),
-    schema: gemini.schema,
+    schema: google.schema,
   },
 ];
 
@@ -294,7 +294,7 @@ Deno.test("Gemini: the same field in both spellings at once is refused (which on
       { ...base, generationConfig: { maxOutputTokens: 1 }, generation_config: { maxOutputTokens: 9000 } },
     ]
   ) {
-    assert.match(refusal(gemini.schema, body), /are the same field/);
+    assert.match(refusal(google.schema, body), /are the same field/);
   }
 });
 

@@ -1,20 +1,16 @@
-// The lease book (_shared/gateway/lease.ts) on its own, against an in-memory store that keeps a balance and
+// The lease book (_shared/gateway/admission/) on its own, against an in-memory store that keeps a balance and
 // the limiter windows the way private.gateway_lease and Upstash do: when it renews, how much it asks for, what
 // it admits from memory, when it gives a lease back. The SQL side is proved in
 // supabase/tests/database/gateway/lease_*.test.sql and settle_batch_*.test.sql, and the whole path over HTTP in
 // gateway*_test.ts.
 import assert from "node:assert/strict";
-import {
-  type CallShape,
-  createLeaseBook,
-  type LeaseReply,
-  type LeaseRequest,
-  type LeaseSettings,
-  type Ticket,
-} from "../_shared/gateway/lease.ts";
-import { HttpError } from "../_shared/errors.ts";
-import { gatewayOptionsFromEnv } from "../_shared/gateway/proxy.ts";
-import type { RateLimitResult } from "../_shared/ratelimit.ts";
+import { createLeaseBook, type Ticket } from "../_shared/gateway/admission/book.ts";
+import type { CallShape } from "../_shared/gateway/admission/hold.ts";
+import type { LeaseSettings } from "../_shared/gateway/admission/state.ts";
+import type { LeaseReply, LeaseRequest } from "../_shared/gateway/admission/store.ts";
+import { gatewayOptionsFromEnv } from "../_shared/gateway/options.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import type { RateLimitResult } from "../_shared/limits/ratelimit.ts";
 
 const USER = "00000000-0000-4000-8000-000000000001";
 // Prices of one platform token per raw token (input, output and the rate alike), so a call's hold is its tokens.
@@ -352,9 +348,9 @@ Deno.test("leases: at shutdown a lease goes back only once its running calls end
 
 Deno.test("leases: giving leases back at shutdown ends even when the database does not answer", async () => {
   // A process of its own: the settlement queue and the database pool are per process.
-  const usage = new URL("../_shared/gateway/usage.ts", import.meta.url).href;
+  const batch = new URL("../_shared/gateway/settlement/batch.ts", import.meta.url).href;
   const script = `
-    const { closeLease, flushSettlements } = await import(${JSON.stringify(usage)});
+    const { closeLease, flushSettlements } = await import(${JSON.stringify(batch)});
     closeLease("lease:test:${USER}:1", "${USER}");
     const started = performance.now();
     await flushSettlements();

@@ -20,9 +20,10 @@
 // SDK round trips, auth and exact metering per provider are in gateway_test.ts.
 import assert from "node:assert/strict";
 import { Redis } from "npm:@upstash/redis@1.39.0";
-import { createGatewayHandler, type GatewayOptions } from "../_shared/gateway/proxy.ts";
+import { createGatewayHandler } from "../_shared/gateway/handler.ts";
+import type { GatewayOptions } from "../_shared/gateway/options.ts";
 import { openai } from "../_shared/gateway/providers/openai.ts";
-import { REDIS_OUTBOX_KEY } from "../_shared/gateway/usage.ts";
+import { REDIS_OUTBOX_KEY } from "../_shared/gateway/settlement/redis-outbox.ts";
 import {
   chargeOf,
   ensureUnitModels,
@@ -187,7 +188,7 @@ const debitOf = (b: Billing, t: Partial<Tokens>) => chargeOf(b.price, b.rate, to
 
 /**
  * The hold the gateway places, in platform tokens, computed here from the published price and rate (not by
- * private._hold_tokens or lease.ts's holdTokens): the input estimate at the dearer of the input and cache-write
+ * private._hold_tokens or admission/hold.ts's holdTokens): the input estimate at the dearer of the input and cache-write
  * prices, plus the capped max output of every choice at the dearer of the output and reasoning prices, over the
  * rate, rounded up.
  */
@@ -422,9 +423,9 @@ Deno.test("Upstash limits: tokens per minute count raw tokens of the holds — c
  * Runs `fn` with `count` openai-proxy handlers served in this process (each its own instance, with its own
  * lease book), pointed at the stack's database and the fake provider, counting limits in Upstash or not; the
  * env is restored afterwards. Their base URLs are passed to `fn`.
- * The Redis client (_shared/redis.ts) and the limiter (_shared/ratelimit.ts) are made once per process, from the
- * env of their first use: the test with upstashLimits: true runs first, so it really counts in Upstash (a first
- * use without the UPSTASH_* env would leave this process without Redis for good).
+ * The Redis client (_shared/platform/redis.ts) and the limiter (_shared/limits/ratelimit.ts) are made once per
+ * process, from the env of their first use: the test with upstashLimits: true runs first, so it really counts in
+ * Upstash (a first use without the UPSTASH_* env would leave this process without Redis for good).
  */
 async function withGatewaysInProcess(
   count: number,
@@ -562,7 +563,8 @@ Deno.test("balance: 50 concurrent streams on a small balance — each admitted c
 Deno.test({
   name:
     "leases: two function instances serving one user at once never admit more calls than the balance covers",
-  // The handlers' database pool (_shared/db.ts) is process-wide and stays open; leases go back on a timer.
+  // The handlers' database pool (_shared/platform/db.ts) is process-wide and stays open; leases go back on a
+  // timer.
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -617,7 +619,7 @@ Deno.test({
 Deno.test({
   name:
     "Postgres limits: served without Upstash, the 4th call is a 429 counted in private.rate_limit_buckets",
-  // The handler's database pool (_shared/db.ts) is process-wide and stays open.
+  // The handler's database pool (_shared/platform/db.ts) is process-wide and stays open.
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -769,7 +771,7 @@ async function parkedInRedis(redis: Redis, requestId: string): Promise<Record<st
 }
 
 Deno.test("outbox: a settlement blocked by a lock is parked, keeps what it cost held, and is applied exactly once", async () => {
-  // The settlement chain (usage.ts): the batch must commit within 3 s, else the record goes to Redis; the
+  // The settlement chain (settlement/): the batch must commit within 3 s, else the record goes to Redis; the
   // database, still working on it, gives up on the lock too (3 s per wait) and parks it in private.usage_outbox
   // with what it cost held. The Redis copy, moved to the database on the instance's next settlement, finds it
   // there and changes nothing; process_usage_outbox applies it once.

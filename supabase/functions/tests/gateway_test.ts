@@ -16,10 +16,9 @@ import {
   assertGatewayError,
   assertNoKey,
   F,
-  FAKE_NAME,
   gatewayKit,
   gatewayTest,
-  geminiClient,
+  googleClient,
   type Gw,
   type GwUser,
   jsonHeaders,
@@ -47,7 +46,7 @@ const { newUser, usageRow, balanceOf, heldSettles, ledgerFor } = gatewayKit(sql,
 
 /** What the gateway must record, from the usage object the fake reported (provider's own fields). */
 function expectedTokens(p: Gw, script: FakeLlmScript): Tokens {
-  const u = reportedUsage(FAKE_NAME[p], script) as Record<string, number | undefined> & {
+  const u = reportedUsage(p, script) as Record<string, number | undefined> & {
     prompt_tokens_details?: { cached_tokens?: number };
     completion_tokens_details?: { reasoning_tokens?: number };
   };
@@ -93,7 +92,7 @@ gatewayTest(
         assert.equal(reply.text, `echo: ${prompt}`, `${p} ${stream ? "stream" : "plain"}`);
         assert.equal(fake.calls.length, before + 1, "one upstream call per client call");
         const call = fake.calls[before];
-        assert.equal(call.provider, FAKE_NAME[p]);
+        assert.equal(call.provider, p);
         assert.equal(call.model, MODEL[p]);
         assert.equal(call.stream, stream);
         assert.equal(call.reply, reply.text, "the client got exactly what the provider sent");
@@ -353,7 +352,7 @@ gatewayTest(
             max_tokens: 16,
             messages: [{ role: "user", content: "x" }],
           }),
-        google: () => geminiClient(token).models.generateContent({ model: MODEL.google, contents: "x" }),
+        google: () => googleClient(token).models.generateContent({ model: MODEL.google, contents: "x" }),
         perplexity: () =>
           perplexityClient(token).chat.completions.create({
             model: MODEL.perplexity,
@@ -514,7 +513,7 @@ gatewayTest(
       { model: MODEL.anthropic, max_tokens: huge, messages },
       { timeout: 30_000 },
     );
-    await geminiClient(user.token).models.generateContent({
+    await googleClient(user.token).models.generateContent({
       model: MODEL.google,
       contents: "as long as you like",
       config: { maxOutputTokens: huge },
@@ -530,7 +529,7 @@ gatewayTest(
     assert.equal(bodies[0].max_tokens, cap, "openai max_tokens");
     assert.equal(bodies[1].max_completion_tokens, cap, "openai max_completion_tokens");
     assert.equal(bodies[2].max_tokens, cap, "anthropic max_tokens");
-    assert.equal((bodies[3].generationConfig as Record<string, unknown>).maxOutputTokens, cap, "gemini");
+    assert.equal((bodies[3].generationConfig as Record<string, unknown>).maxOutputTokens, cap, "google");
     assert.equal(bodies[4].max_tokens, cap, "perplexity max_tokens");
   },
 );

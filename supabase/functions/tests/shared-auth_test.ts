@@ -1,19 +1,15 @@
-// _shared/auth.ts in-process against the stack's database and keys: which tokens make a user (HS256 with
+// _shared/auth/ in-process against the stack's database and keys: which tokens make a user (HS256 with
 // the JWT secret, ES256 via the JWKS inline or by URL) and which are a 401 (anon/service_role keys,
 // expired, not yet valid, forged, unsigned, unknown user, missing or malformed header).
 import assert from "node:assert/strict";
 import postgres from "npm:postgres@3.4.9";
 import { SignJWT } from "npm:jose@6.2.18";
-import {
-  API_KEY_TOKEN_HEADERS,
-  authenticate,
-  type AuthOptions,
-  type AuthUser,
-  bearerOrApiKey,
-  withAuth,
-} from "../_shared/auth.ts";
-import { HttpError } from "../_shared/errors.ts";
-import { json, withHttp } from "../_shared/http.ts";
+import { caller } from "../_shared/auth/caller.ts";
+import { API_KEY_TOKEN_HEADERS, bearerOrApiKey } from "../_shared/auth/token.ts";
+import { authenticate, type AuthOptions, type AuthUser } from "../_shared/auth/user.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import { json } from "../_shared/http/respond.ts";
+import { withHttp } from "../_shared/http/with-http.ts";
 import { stack } from "./_lib/stack.ts";
 import { es256, hs256, unsigned, userClaims } from "./_lib/tokens.ts";
 
@@ -197,12 +193,12 @@ Deno.test("the token is read from x-api-key when the caller chooses it, and only
   });
 });
 
-Deno.test("withAuth hands the handler ctx.user and answers 401 in the JSON error shape", async () => {
+Deno.test("caller hands the handler the user and answers 401 in the JSON error shape", async () => {
   await withUser(async ({ sql, userId }) => {
-    const handler = withHttp(
-      { name: "auth-test", methods: ["GET"] },
-      withAuth((_req, ctx) => json({ id: ctx.user.id, plan: ctx.user.plan }), { sql }),
-    );
+    const handler = withHttp({ name: "auth-test", methods: ["GET"] }, async (req, ctx) => {
+      const { user } = await caller(req, ctx, { sql });
+      return json({ id: user.id, plan: user.plan });
+    });
     const ok = await handler(
       new Request("http://x/fn", { headers: { authorization: `Bearer ${await hs256(userClaims(userId))}` } }),
     );
@@ -221,16 +217,16 @@ Deno.test("withAuth hands the handler ctx.user and answers 401 in the JSON error
 });
 
 Deno.test({
-  name: "withAuth without a client looks the user up through the shared db() (SUPABASE_DB_URL)",
+  name: "caller without a client looks the user up through the shared db() (SUPABASE_DB_URL)",
   // db() is a process-wide pool that stays open by design.
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     await withUser(async ({ userId }) => {
-      const handler = withHttp(
-        { name: "auth-test", methods: ["GET"] },
-        withAuth((_req, { user }) => json({ id: user.id })),
-      );
+      const handler = withHttp({ name: "auth-test", methods: ["GET"] }, async (req, ctx) => {
+        const { user } = await caller(req, ctx);
+        return json({ id: user.id });
+      });
       const res = await handler(
         new Request("http://x/fn", {
           headers: { authorization: `Bearer ${await es256(userClaims(userId))}` },

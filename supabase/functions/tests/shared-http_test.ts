@@ -1,9 +1,9 @@
 // The shared HTTP layer in-process: CORS allow-list and preflight, method check, one error shape,
 // no internals in 500s, and secrets redacted from logs.
 import assert from "node:assert/strict";
-import { HttpError } from "../_shared/errors.ts";
-import { withHttp } from "../_shared/http.ts";
-import { redact } from "../_shared/log.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import { withHttp } from "../_shared/http/with-http.ts";
+import { redact } from "../_shared/platform/log.ts";
 
 const handler = withHttp({ name: "test", methods: ["POST"] }, (req) => {
   const mode = new URL(req.url).searchParams.get("mode");

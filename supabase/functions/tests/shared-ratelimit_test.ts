@@ -1,11 +1,11 @@
-// _shared/ratelimit.ts against the stack's Postgres and Upstash endpoint: each store allows exactly N per
+// _shared/limits/ratelimit.ts against the stack's Postgres and Upstash endpoint: each store allows exactly N per
 // window (also under 30 concurrent calls), a failing or slow Upstash falls back to Postgres (never a free
 // pass), both failing is a 503, and a denied result renders as 429 with Retry-After and X-RateLimit-*.
 import assert from "node:assert/strict";
 import postgres from "npm:postgres@3.4.9";
 import { Redis } from "npm:@upstash/redis@1.39.0";
-import { HttpError } from "../_shared/errors.ts";
-import type { LogFields, Logger } from "../_shared/log.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import type { LogFields, Logger } from "../_shared/platform/log.ts";
 import {
   createLimiter,
   limit,
@@ -14,7 +14,7 @@ import {
   rateLimited,
   rateLimitHeaders,
   type RateLimitResult,
-} from "../_shared/ratelimit.ts";
+} from "../_shared/limits/ratelimit.ts";
 import { stack } from "./_lib/stack.ts";
 
 type Sql = postgres.Sql;

@@ -1,9 +1,10 @@
-// _shared/validation.ts: the body limits (413 by Content-Length before reading, and by counting a streamed
+// _shared/http/validation.ts: the body limits (413 by Content-Length before reading, and by counting a streamed
 // body), the content type (415), bad JSON and schema errors (400, naming the fields), and the typed value.
 import assert from "node:assert/strict";
-import { HttpError } from "../_shared/errors.ts";
-import { json, withHttp } from "../_shared/http.ts";
-import { readJson, readRawBody, requireJson, z } from "../_shared/validation.ts";
+import { HttpError } from "../_shared/http/errors.ts";
+import { json } from "../_shared/http/respond.ts";
+import { withHttp } from "../_shared/http/with-http.ts";
+import { readJson, readRawBody, requireJson, z } from "../_shared/http/validation.ts";
 
 const Body = z.object({
   plan: z.enum(["pro", "max"]),

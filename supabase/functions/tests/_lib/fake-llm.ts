@@ -52,8 +52,8 @@
 
 import { setImmediate } from "node:timers";
 
-export type LlmProvider = "openai" | "anthropic" | "gemini" | "perplexity";
-export const LLM_PROVIDERS: readonly LlmProvider[] = ["openai", "anthropic", "gemini", "perplexity"];
+export type LlmProvider = "openai" | "anthropic" | "google" | "perplexity";
+export const LLM_PROVIDERS: readonly LlmProvider[] = ["openai", "anthropic", "google", "perplexity"];
 
 /** The key every provider accepts unless `apiKey`/`apiKeys` says otherwise. */
 export const FAKE_LLM_API_KEY = "fake-llm-test-key";
@@ -238,7 +238,7 @@ function perplexityUsage(input: number, output: number) {
   };
 }
 
-function geminiUsage(s: ResolvedScript, candidates: number) {
+function googleUsage(s: ResolvedScript, candidates: number) {
   return {
     promptTokenCount: s.inputTokens,
     candidatesTokenCount: candidates,
@@ -291,8 +291,8 @@ function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unkn
       return perplexityUsage(s.inputTokens, s.outputTokens);
     case "anthropic":
       return anthropicUsage(s, s.outputTokens);
-    case "gemini":
-      return geminiUsage(s, s.outputTokens - s.reasoningTokens);
+    case "google":
+      return googleUsage(s, s.outputTokens - s.reasoningTokens);
   }
 }
 
@@ -303,7 +303,7 @@ function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unkn
  *   perplexity  usage {prompt_tokens: input, completion_tokens: output, total_tokens, search_context_size, cost}
  *   anthropic   usage {input_tokens: input - cached - cacheCreation (uncached, as Anthropic counts),
  *               cache_read_input_tokens: cached, cache_creation_input_tokens: cacheCreation, output_tokens: output}
- *   gemini      usageMetadata {promptTokenCount: input, candidatesTokenCount: output - reasoning,
+ *   google      usageMetadata {promptTokenCount: input, candidatesTokenCount: output - reasoning,
  *               totalTokenCount: input + output, cachedContentTokenCount: cached (only when > 0),
  *               thoughtsTokenCount: reasoning (only when > 0)}
  * with the script's `usage` object merged over it; null when the script's `usage` is "omit" (nothing reported).
@@ -351,12 +351,12 @@ function textOf(content: unknown): string {
 /** The text of the last user message of a request body (messages[].content, or Gemini contents[].parts). */
 export function lastUserText(provider: LlmProvider, body: unknown): string {
   if (!body || typeof body !== "object") return "";
-  const list = (body as Record<string, unknown>)[provider === "gemini" ? "contents" : "messages"];
+  const list = (body as Record<string, unknown>)[provider === "google" ? "contents" : "messages"];
   if (!Array.isArray(list)) return "";
   for (let i = list.length - 1; i >= 0; i--) {
     const m = list[i] as Record<string, unknown> | null;
     if (!m || typeof m !== "object") continue;
-    if (provider === "gemini") {
+    if (provider === "google") {
       if (m.role === undefined || m.role === "user") return textOf(m.parts);
     } else if (m.role === "user") return textOf(m.content);
   }
@@ -522,7 +522,7 @@ function googleError(code: number, message?: string, details?: unknown[]) {
 
 type Route = { provider: LlmProvider; model?: string; stream?: boolean };
 
-const GEMINI_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
+const GOOGLE_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
 const ROUTES: Record<string, LlmProvider> = {
   "/v1/chat/completions": "openai",
   "/chat/completions": "perplexity",
@@ -532,9 +532,9 @@ const ROUTES: Record<string, LlmProvider> = {
 function route(path: string): Route | null {
   const provider = ROUTES[path];
   if (provider) return { provider };
-  const m = GEMINI_PATH.exec(path);
+  const m = GOOGLE_PATH.exec(path);
   return m
-    ? { provider: "gemini", model: decodeURIComponent(m[2]), stream: m[3] === "streamGenerateContent" }
+    ? { provider: "google", model: decodeURIComponent(m[2]), stream: m[3] === "streamGenerateContent" }
     : null;
 }
 
@@ -656,7 +656,7 @@ export class FakeLlm implements AsyncDisposable {
   /** Every request received (when `recordCalls`), in arrival order. */
   readonly calls: FakeLlmCall[] = [];
   /** Requests received per provider (recorded or not). */
-  readonly counts: Record<LlmProvider, number> = { openai: 0, anthropic: 0, gemini: 0, perplexity: 0 };
+  readonly counts: Record<LlmProvider, number> = { openai: 0, anthropic: 0, google: 0, perplexity: 0 };
   /** The key each provider accepts. */
   readonly apiKeys: Readonly<Record<LlmProvider, string>>;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -675,7 +675,7 @@ export class FakeLlm implements AsyncDisposable {
     this.apiKeys = Object.freeze({
       openai: options.apiKeys?.openai ?? key,
       anthropic: options.apiKeys?.anthropic ?? key,
-      gemini: options.apiKeys?.gemini ?? key,
+      google: options.apiKeys?.google ?? key,
       perplexity: options.apiKeys?.perplexity ?? key,
     });
     this.#record = options.recordCalls ?? true;
@@ -696,7 +696,7 @@ export class FakeLlm implements AsyncDisposable {
   /** The base URL each official SDK takes (openai: url + "/v1"; the others: url). */
   get baseUrls(): Readonly<Record<LlmProvider, string>> {
     const url = this.url;
-    return { openai: `${url}/v1`, anthropic: url, gemini: url, perplexity: url };
+    return { openai: `${url}/v1`, anthropic: url, google: url, perplexity: url };
   }
 
   /**
@@ -933,7 +933,7 @@ export class FakeLlm implements AsyncDisposable {
       ex.call.status = answer.status;
       return new Response(byteBody(ex, answer.body), { status: answer.status, headers: answer.headers });
     }
-    return this.#stream(ex, provider, script, requestId, query.alt === "sse" || provider !== "gemini");
+    return this.#stream(ex, provider, script, requestId, query.alt === "sse" || provider !== "google");
   }
 
   #finish(ex: Exchange, answer: Answer): Response {
@@ -961,7 +961,7 @@ export class FakeLlm implements AsyncDisposable {
           "request-id": `req_${requestId}`,
           "anthropic-organization-id": "00000000-0000-4000-8000-000000000000",
         };
-      case "gemini":
+      case "google":
         return {
           "content-type": contentType === JSON_TYPE ? "application/json; charset=UTF-8" : contentType,
         };
@@ -997,7 +997,7 @@ export class FakeLlm implements AsyncDisposable {
           `req_${requestId}`,
         );
         break;
-      case "gemini":
+      case "google":
         body = googleError(status, why === "json" ? "Invalid JSON payload received." : message);
         break;
     }
@@ -1050,7 +1050,7 @@ export class FakeLlm implements AsyncDisposable {
         }
         return null;
       }
-      case "gemini": {
+      case "google": {
         const key = h.get("x-goog-api-key") ?? url.searchParams.get("key");
         if (key === expected) return null;
         if (key === null) {
@@ -1122,7 +1122,7 @@ export class FakeLlm implements AsyncDisposable {
           }
         }
         return null;
-      case "gemini":
+      case "google":
         return Array.isArray(f.contents) && f.contents.length > 0 ? null : this.#error(
           provider,
           400,
@@ -1187,7 +1187,7 @@ export class FakeLlm implements AsyncDisposable {
           ...usage("usage"),
         };
         break;
-      case "gemini":
+      case "google":
         body = {
           candidates: [{
             content: { parts: [{ text }], role: "model" },
@@ -1333,7 +1333,7 @@ export class FakeLlm implements AsyncDisposable {
           error: () => event("error", anthropicError(s.streamErrorStatus, s.errorMessage)),
         };
       }
-      case "gemini": {
+      case "google": {
         const candidates = s.outputTokens - s.reasoningTokens;
         // Google frames SSE events with CRLF; without alt=sse the same objects come as one JSON array.
         const frame = (x: unknown, i: number) =>
@@ -1341,7 +1341,7 @@ export class FakeLlm implements AsyncDisposable {
         return {
           preamble: [],
           chunks: pieces.map((text, i) => {
-            const usageMetadata = scripted(s, geminiUsage(s, cumulative(candidates, i, n)));
+            const usageMetadata = scripted(s, googleUsage(s, cumulative(candidates, i, n)));
             return frame({
               candidates: [{
                 content: { parts: [{ text }], role: "model" },

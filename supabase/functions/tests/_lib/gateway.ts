@@ -7,21 +7,16 @@ import OpenAI from "npm:openai@7.57.0";
 import Anthropic from "npm:@anthropic-ai/sdk@1.13.0";
 import { ApiError, GoogleGenAI } from "npm:@google/genai@3.3.0";
 import { createTestUser, type Sql, type TestUser } from "./db.ts";
-import { FAKE_LLM_API_KEY, type FakeLlm, type LlmProvider, startFakeLlm } from "./fake-llm.ts";
+import { FAKE_LLM_API_KEY, type FakeLlm, LLM_PROVIDERS, type LlmProvider, startFakeLlm } from "./fake-llm.ts";
 import { stack } from "./stack.ts";
 import { hs256, userClaims } from "./tokens.ts";
 
 export const FAKE_PORT = 12112; // where supabase/functions/tests/.env.test points every provider
 export const F = stack.functionsUrl;
 
-export type Gw = "openai" | "anthropic" | "google" | "perplexity";
-export const PROVIDERS: readonly Gw[] = ["openai", "anthropic", "google", "perplexity"];
-export const FAKE_NAME: Record<Gw, LlmProvider> = {
-  openai: "openai",
-  anthropic: "anthropic",
-  google: "gemini",
-  perplexity: "perplexity",
-};
+/** The gateway's providers, named as the fake names them. */
+export type Gw = LlmProvider;
+export const PROVIDERS: readonly Gw[] = LLM_PROVIDERS;
 /** Priced models (see the model_pricing seed in the gateway migration). */
 export const MODEL: Record<Gw, string> = {
   openai: "gpt-4o-mini",
@@ -111,12 +106,12 @@ export const perplexityClient = (apiKey: string, seen = new Seen()) =>
   new OpenAI({ apiKey, baseURL: SDK_BASE.perplexity, maxRetries: 0, fetch: seen.fetch });
 export const anthropicClient = (apiKey: string, seen = new Seen()) =>
   new Anthropic({ apiKey, baseURL: SDK_BASE.anthropic, maxRetries: 0, fetch: seen.fetch });
-export const geminiClient = (apiKey: string) =>
+export const googleClient = (apiKey: string) =>
   new GoogleGenAI({ apiKey, httpOptions: { baseUrl: SDK_BASE.google, retryOptions: { attempts: 1 } } });
 
 export type Reply = { text: string; requestId: string };
 
-export const geminiRequestId = (r: { sdkHttpResponse?: { headers?: Record<string, string> } }) => {
+export const googleRequestId = (r: { sdkHttpResponse?: { headers?: Record<string, string> } }) => {
   const id = r.sdkHttpResponse?.headers?.["x-request-id"];
   assert.ok(id, "the gateway answered with an x-request-id");
   return id;
@@ -149,17 +144,17 @@ export async function ask(p: Gw, token: string, prompt: string, stream: boolean)
       return { text, requestId: seen.last };
     }
     case "google": {
-      const ai = geminiClient(token);
+      const ai = googleClient(token);
       if (!stream) {
         const r = await ai.models.generateContent({ model: MODEL[p], contents: prompt });
-        return { text: r.text ?? "", requestId: geminiRequestId(r) };
+        return { text: r.text ?? "", requestId: googleRequestId(r) };
       }
       let text = "";
       let requestId = "";
       for await (
         const chunk of await ai.models.generateContentStream({ model: MODEL[p], contents: prompt })
       ) {
-        requestId ||= geminiRequestId(chunk);
+        requestId ||= googleRequestId(chunk);
         text += chunk.text ?? "";
       }
       return { text, requestId };

@@ -9,7 +9,7 @@
 // workspace_id) in the body. service_tier is always sent as standard_only: priority capacity is billed
 // otherwise. An image or document by URL or by file id is input the gateway cannot measure: the call is held as
 // the plan's max input.
-import { z } from "../../validation.ts";
+import { z } from "../../http/validation.ts";
 import {
   type ProviderAdapter,
   type SseEvent,
@@ -17,7 +17,7 @@ import {
   type Usage,
   usageOf,
   utf8Bytes,
-} from "../adapter.ts";
+} from "./adapter.ts";
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
 import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
 

@@ -1,6 +1,6 @@
 // How each provider's allow-list is written: a strict object of the request fields the gateway forwards and
 // can bill, so an unknown field is a clear 400 instead of being passed on (and maybe billed beyond tokens).
-import { z } from "../../validation.ts";
+import { z } from "../../http/validation.ts";
 
 /** A strict object: fields not listed are refused, naming them and the provider. */
 export function allowList<Shape extends z.ZodRawShape>(shape: Shape, what: string) {

@@ -2,9 +2,9 @@
 // numeric bounds, usage fields, and a stream meter that reads the final usage chunk (asked for with
 // stream_options.include_usage) and hides it, and the `usage: null` it adds to every chunk, from clients that
 // did not ask for it themselves.
-import { z } from "../../validation.ts";
-import type { Described, SseEvent, StreamMeter, Usage } from "../adapter.ts";
-import { usageOf, utf8Bytes } from "../adapter.ts";
+import { z } from "../../http/validation.ts";
+import type { Described, SseEvent, StreamMeter, Usage } from "./adapter.ts";
+import { usageOf, utf8Bytes } from "./adapter.ts";
 
 /** A bounded whole number: an integer field beyond `max` is a 400 before it reaches the database. */
 export const int = (min: number, max: number) => z.number().int().min(min).max(max);

@@ -6,8 +6,8 @@
 // (audio tokens), moderation (billed on its own), and the *-search-* models (they search on every call). An
 // image or file by URL, or a file id, is input the gateway cannot measure: the call is held as the plan's max
 // input (describeChat).
-import { z } from "../../validation.ts";
-import type { ProviderAdapter } from "../adapter.ts";
+import { z } from "../../http/validation.ts";
+import type { ProviderAdapter } from "./adapter.ts";
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
 import {
   type ChatCompletionBody,

@@ -5,8 +5,8 @@
 // web_search_options.search_context_size (low, the default, medium, high): it is priced
 // (public.model_request_fees) and held. Refused: search_type pro/auto (Pro Search, other fees), and the deep
 // research models' per-query search fees (they are not priced, so admission refuses them).
-import { z } from "../../validation.ts";
-import type { ProviderAdapter } from "../adapter.ts";
+import { z } from "../../http/validation.ts";
+import type { ProviderAdapter } from "./adapter.ts";
 import { allowList, BILLED_BEYOND_TOKENS } from "./fields.ts";
 import {
   type ChatCompletionBody,

@@ -15,11 +15,12 @@
 // `createLimiter({ redis, sql })` is the core (tests pass their own clients); `limit()` uses the env's.
 import { Ratelimit } from "npm:@upstash/ratelimit@2.2.0";
 import type { Redis } from "npm:@upstash/redis@1.39.0";
-import { Timeout, withTimeout } from "./deadline.ts";
-import { db, type Sql } from "./db.ts";
-import { HttpError } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { redis } from "./redis.ts";
+import type { Database } from "../database.types.ts";
+import { HttpError } from "../http/errors.ts";
+import { db, type Sql } from "../platform/db.ts";
+import { Timeout, withTimeout } from "../platform/deadline.ts";
+import { createLogger, type Logger } from "../platform/log.ts";
+import { redis } from "../platform/redis.ts";
 
 export type RateLimitRule = {
   /** Hits allowed per window (>= 1). */
@@ -60,6 +61,11 @@ export type Limiter = {
 };
 
 export const KEY_PREFIX = "aie:rl";
+
+/** The row private.rate_limit_hit returns; postgres.js hands its timestamptz `reset_at` over as a Date. */
+type RateLimitHitRow =
+  & Omit<Database["private"]["Functions"]["rate_limit_hit"]["Returns"][number], "reset_at">
+  & { reset_at: Date };
 
 function checkRule(key: string, rule: RateLimitRule): number {
   const cost = rule.cost ?? 1;
@@ -122,7 +128,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
 
   async function viaPostgres(key: string, rule: RateLimitRule, cost: number): Promise<RateLimitResult> {
     const rows = await withTimeout(
-      sql<{ allowed: boolean; hits: number; remaining: number; reset_at: Date }[]>`
+      sql<RateLimitHitRow[]>`
         select * from private.rate_limit_hit(
           p_key => ${key}, p_limit => ${rule.limit}, p_window_seconds => ${rule.windowSeconds}, p_cost => ${cost}
         )`,

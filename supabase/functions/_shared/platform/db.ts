@@ -1,16 +1,16 @@
 // The function's own connection to Postgres (SUPABASE_DB_URL), never the anon key. Prepared statements
 // are used on direct and session-mode connections and switched off for Supavisor's transaction mode
-// (port 6543), which cannot keep them; DB_PREPARE=true|false overrides.
+// (port 6543), which cannot keep them; DB_PREPARE=true|false overrides. DB_POOL_MAX sizes the pool (default 5).
 import postgres from "npm:postgres@3.4.9";
 import { timed } from "./deadline.ts";
-import { requiredEnv } from "./env.ts";
+import { env } from "./env.ts";
 
 export type Sql = postgres.Sql;
 
 let client: Sql | undefined;
 
-export function usePreparedStatements(url: string, setting = Deno.env.get("DB_PREPARE")): boolean {
-  if (setting === "true" || setting === "false") return setting === "true";
+export function usePreparedStatements(url: string, setting = env.boolean("DB_PREPARE")): boolean {
+  if (setting !== undefined) return setting;
   try {
     return new URL(url).port !== "6543";
   } catch {
@@ -19,10 +19,10 @@ export function usePreparedStatements(url: string, setting = Deno.env.get("DB_PR
 }
 
 export function db(): Sql {
-  const url = requiredEnv("SUPABASE_DB_URL", "The database");
+  const url = env.required("SUPABASE_DB_URL", "The database");
   client ??= postgres(url, {
     prepare: usePreparedStatements(url),
-    max: Number(Deno.env.get("DB_POOL_MAX") ?? 5),
+    max: env.integer("DB_POOL_MAX", { min: 1, default: 5 }),
     idle_timeout: 20,
     connect_timeout: 5,
     connection: { application_name: "edge-functions" },

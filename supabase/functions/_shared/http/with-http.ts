@@ -2,9 +2,11 @@
 //   request id (x-request-id in, or a new one) → CORS preflight → method check (405) → the handler →
 //   one JSON error shape for anything thrown → security + CORS headers → one structured access-log line.
 // Handlers read top to bottom: validate → authenticate → limit → act → respond.
+// Answers are built with respond.ts (json, errorResponse).
+import { createLogger, type Logger } from "../platform/log.ts";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.ts";
-import { errorBody, HttpError, toHttpError } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { HttpError, toHttpError } from "./errors.ts";
+import { errorResponse } from "./respond.ts";
 
 export type RequestContext = {
   readonly requestId: string;
@@ -45,26 +47,6 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
-
-/**
- * The caller's IP: the last x-forwarded-for entry, the one the platform's gateway (and the local one)
- * appends; earlier entries are whatever the client sent. Good for rate-limit keys and audit logs; never
- * the only defence.
- */
-export function clientIp(req: Request): string | null {
-  const last = req.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim();
-  return last && /^[0-9a-fA-F:.]{2,45}$/.test(last) ? last : null;
-}
-
-export function json(body: unknown, init: { status?: number; headers?: HeadersInit } = {}): Response {
-  const headers = new Headers(init.headers);
-  headers.set("content-type", "application/json; charset=utf-8");
-  return new Response(JSON.stringify(body), { status: init.status ?? 200, headers });
-}
-
-export function errorResponse(error: HttpError): Response {
-  return json(errorBody(error.code, error.message), { status: error.status, headers: error.headers });
-}
 
 function finish(res: Response, requestId: string, origin: string | null): Response {
   // Responses from fetch() have immutable headers; copy into a fresh Response only when needed.

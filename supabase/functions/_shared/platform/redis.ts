@@ -3,15 +3,15 @@
 import { Redis } from "npm:@upstash/redis@1.39.0";
 import { type CheckResult } from "./db.ts";
 import { timed } from "./deadline.ts";
-import { optionalEnv } from "./env.ts";
+import { env } from "./env.ts";
 
 let client: Redis | null | undefined;
 
 /** The shared client, or null when Redis is not configured. */
 export function redis(): Redis | null {
   if (client === undefined) {
-    const url = optionalEnv("UPSTASH_REDIS_REST_URL");
-    const token = optionalEnv("UPSTASH_REDIS_REST_TOKEN");
+    const url = env.string("UPSTASH_REDIS_REST_URL");
+    const token = env.string("UPSTASH_REDIS_REST_TOKEN");
     client = url && token ? new Redis({ url, token, retry: { retries: 1, backoff: () => 50 } }) : null;
   }
   return client;

@@ -1,7 +1,7 @@
 // CORS from an allow-list: CORS_ALLOWED_ORIGINS="https://app.example.com,http://localhost:3000"
 // ("*" allows any origin, without credentials). Origins not on the list get no CORS headers, and their
 // preflights a 403.
-import { listEnv } from "./env.ts";
+import { env } from "../platform/env.ts";
 
 export const CORS_ALLOWED_HEADERS = [
   "authorization, x-client-info, apikey, content-type, x-request-id, idempotency-key",
@@ -15,7 +15,7 @@ export const CORS_EXPOSED_HEADERS =
 
 export function allowedOrigin(
   origin: string | null,
-  allowList = listEnv("CORS_ALLOWED_ORIGINS"),
+  allowList = env.list("CORS_ALLOWED_ORIGINS"),
 ): string | null {
   if (!origin) return null;
   if (allowList.includes("*")) return "*";

@@ -1,5 +1,6 @@
 // One error shape for every function: `{ "error": { "code", "message" } }`, and one table from error
 // code to HTTP status. Handlers throw HttpError (or return errorResponse); nothing else reaches a client.
+import { errorCode, isDbUnreachable } from "../platform/db-errors.ts";
 
 export const ERROR_STATUS = {
   invalid_request: 400,
@@ -51,27 +52,17 @@ export const SQLSTATE_STATUS: Readonly<Record<string, ErrorCode>> = {
   "22023": "invalid_request",
 };
 
-/** Renders any thrown value as the client may see it: HttpErrors as they are, anything else as a bare 500. */
-/** postgres.js codes for a database that cannot be reached: a dependency down, not a bug (503). */
-const CONNECTION_ERRORS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "57P01", // admin shutdown
-  "57P03", // cannot connect now
-]);
-
+/**
+ * Renders any thrown value as the client may see it: HttpErrors as they are, our SQLSTATEs with their status, a
+ * database that cannot be reached as a 503, anything else as a bare 500.
+ */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
-  const sqlstate = (e as { code?: unknown } | null)?.code;
-  if (typeof sqlstate === "string" && sqlstate in SQLSTATE_STATUS && e instanceof Error) {
+  const sqlstate = errorCode(e);
+  if (sqlstate !== undefined && sqlstate in SQLSTATE_STATUS && e instanceof Error) {
     return new HttpError(SQLSTATE_STATUS[sqlstate], e.message);
   }
-  if (typeof sqlstate === "string" && CONNECTION_ERRORS.has(sqlstate)) {
+  if (isDbUnreachable(e)) {
     return new HttpError(
       "service_unavailable",
       "A service this request needs is unavailable; try again shortly",

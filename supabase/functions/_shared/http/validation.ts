@@ -4,7 +4,7 @@
 //                without (or lying about) Content-Length streams past maxBytes (reading stops there)
 //   readJson     415 → 413 → 400 "Body is not valid JSON" → 400 naming each failing field (zod) → the
 //                typed value
-// Functions import zod from here (`import { readJson, z } from "../_shared/validation.ts"`), so the whole
+// Functions import zod from here (`import { readJson, z } from "../_shared/http/validation.ts"`), so the whole
 // project uses one pinned version.
 import { z } from "npm:zod@4.6.7";
 import { HttpError } from "./errors.ts";

@@ -1,6 +1,7 @@
-// What the gateway needs to know about one provider. The pipeline (proxy.ts) is the same for all four;
-// each provider module (providers/*.ts) implements this interface and nothing else.
-import type { z } from "../validation.ts";
+// What the gateway needs to know about one provider. The pipeline (../handler.ts) is the same for all four;
+// each provider module here (openai.ts, anthropic.ts, google.ts, perplexity.ts) implements this interface and
+// nothing else.
+import type { z } from "../../http/validation.ts";
 
 export type Provider = "openai" | "anthropic" | "google" | "perplexity";
 

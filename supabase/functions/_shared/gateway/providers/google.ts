@@ -8,7 +8,7 @@
 // retrieval, Maps, code execution, URL context, file search, computer use, enterprise web search), audio and
 // image output (speech config, response modalities other than text). A file by URI and cached content are
 // input the gateway cannot measure: the call is held as the plan's max input.
-import { z } from "../../validation.ts";
+import { z } from "../../http/validation.ts";
 import {
   type ProviderAdapter,
   type Route,
@@ -17,7 +17,7 @@ import {
   type Usage,
   usageOf,
   utf8Bytes,
-} from "../adapter.ts";
+} from "./adapter.ts";
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
 import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
 
@@ -186,12 +186,12 @@ function meter(): StreamMeter {
   };
 }
 
-export const gemini: ProviderAdapter<GenerateContentBody> = {
+export const google: ProviderAdapter<GenerateContentBody> = {
   provider: "google",
   label: "Gemini",
   functionName: "google-proxy",
-  keyEnv: "GEMINI_API_KEY",
-  baseUrlEnv: "GEMINI_BASE_URL",
+  keyEnv: "GOOGLE_API_KEY",
+  baseUrlEnv: "GOOGLE_BASE_URL",
   defaultBaseUrl: "https://generativelanguage.googleapis.com",
   schema: generateContentSchema as unknown as z.ZodType<GenerateContentBody>,
   route(path, search): Route | null {

@@ -1,6 +1,6 @@
 // Structured JSON logs, one line per event, with secrets redacted from every string value. LOG_LEVEL (debug,
 // info — the default —, warn, error) sets the lowest level written.
-import { optionalEnv } from "./env.ts";
+import { env } from "./env.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -34,11 +34,18 @@ function redactValue(value: unknown, depth = 0): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v, depth + 1)]));
 }
 
+/** An error and its cause, in one line for a log field. */
+export function describeError(e: unknown): string {
+  return e instanceof Error
+    ? `${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`
+    : String(e);
+}
+
 const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 /** The lowest level written: LOG_LEVEL, else info. An unknown value is info too (and says so once). */
 function minimumLevel(): number {
-  const setting = optionalEnv("LOG_LEVEL")?.toLowerCase();
+  const setting = env.string("LOG_LEVEL")?.toLowerCase();
   const index = LEVELS.indexOf(setting as LogLevel);
   if (setting !== undefined && index < 0) {
     console.error(
