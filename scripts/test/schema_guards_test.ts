@@ -32,7 +32,7 @@ Deno.test("database.types.ts is what npm run db:types generates from the declare
   assert.ok(committed === expected, `${relative(ROOT, TYPES_FILE)} is stale: run npm run db:types`);
 });
 
-Deno.test("every table, view and function is declared in exactly one file, named after it", async () => {
+Deno.test("every table, view, type and function is declared in exactly one file, named after it", async () => {
   const d = await built();
   const objects = (await psql(
     d.declared.url,
@@ -41,6 +41,11 @@ Deno.test("every table, view and function is declared in exactly one file, named
               select case c.relkind when 'v' then 'view' else 'table' end as kind, n.nspname || '.' || c.relname as name
                 from pg_class c join pg_namespace n on n.oid = c.relnamespace
                where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v')
+              union all
+              select 'type', n.nspname || '.' || t.typname
+                from pg_type t join pg_namespace n on n.oid = t.typnamespace
+               where n.nspname in ('public', 'private')
+                 and (t.typtype = 'e' or (t.typtype = 'c' and (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c'))
               union all
               select case when p.prorettype = 'trigger'::regtype then 'trigger' else 'function' end,
                      n.nspname || '.' || p.proname
@@ -57,9 +62,12 @@ Deno.test("every table, view and function is declared in exactly one file, named
       ? new RegExp(`^create (unlogged )?table ${name.replace(".", "\\.")} \\(`, "m")
       : kind === "view"
       ? new RegExp(`^create or replace view ${name.replace(".", "\\.")} as`, "m")
+      : kind === "type"
+      ? new RegExp(`^create type ${name.replace(".", "\\.")} as`, "m")
       : new RegExp(`^create or replace function ${name.replace(".", "\\.")}\\(`, "m");
     const declaring = files.filter((f) => declaration.test(texts.get(f)!));
-    const folder = { table: "tables", view: "views", function: "functions", trigger: "triggers" }[kind];
+    const folder =
+      { table: "tables", view: "views", type: "types", function: "functions", trigger: "triggers" }[kind];
     const expected = `${folder}/${name}.sql`;
     if (declaring.length !== 1 || !declaring[0].endsWith(expected)) {
       problems.push(
