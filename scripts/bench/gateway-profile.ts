@@ -93,9 +93,16 @@ for (let i = 0; i < warmup + iterations; i++) {
     "private.gateway_lease for one call (what a renewal waits for), given back at once",
     async () => {
       const id = `bench-profile-lease-${crypto.randomUUID()}`;
+      const request = {
+        user_id: claims.sub,
+        provider: "openai",
+        lease_id: id,
+        model: "gpt-4o-mini",
+        input_estimate: call.inputEstimate,
+        check_limits: false,
+      };
       const [r] = await sql`select outcome from private.gateway_lease(
-        p_user_id => ${claims.sub}, p_provider => 'openai', p_lease_id => ${id}, p_model => 'gpt-4o-mini',
-        p_input_estimate => ${call.inputEstimate}, p_requested_output => ${null}, p_check_limits => false)`;
+        jsonb_populate_record(null::private.lease_request, ${JSON.stringify(request)}::jsonb))`;
       if (r.outcome !== "ok") throw new Error(`lease refused: ${r.outcome}`);
       await sql`select private.gateway_release(${id})`;
     },
@@ -130,7 +137,7 @@ for (let i = 0; i < warmup + iterations; i++) {
 
   await timed(
     "settle (SQL)",
-    "private.gateway_settle_batch, after the answer in the background (includes the 20 ms batching linger)",
+    "private.gateway_batch_settle, after the answer in the background (includes the 20 ms batching linger)",
     async () => {
       const how = await recordUsage({
         request_id: requestId,

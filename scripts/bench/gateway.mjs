@@ -273,7 +273,7 @@ function sqlStats() {
   const rows = psql(`
     select case when query like '%gateway_lease(%' then 'lease' else 'settle' end, sum(calls), sum(total_exec_time)
       from pg_stat_statements
-     where query like '%private.gateway_lease(%' or query like '%private.gateway_settle_batch(%'
+     where query like '%private.gateway_lease(%' or query like '%private.gateway_batch_settle(%'
      group by 1`);
   const out = { lease: { calls: 0, ms: 0 }, settle: { calls: 0, ms: 0 } };
   for (const line of rows.split("\n").filter(Boolean)) {

@@ -390,13 +390,13 @@ export type Database = {
           p_reasoning: number;
           p_search_context_size: string;
         };
-        Returns: {
-          cost_micro_usd: number;
-          platform_tokens: number;
-          pricing_id: number;
-          rate_id: number;
-          request_fee_micro_usd: number;
-        }[];
+        Returns: Database["private"]["CompositeTypes"]["usage_charge"][];
+        SetofOptions: {
+          from: "*";
+          to: "usage_charge";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
       };
       _credit_token_pack: {
         Args: {
@@ -433,6 +433,10 @@ export type Database = {
         };
         Returns: number;
       };
+      _in_force: {
+        Args: { p_at: string; p_from: string; p_to: string };
+        Returns: boolean;
+      };
       _invoice_period_lines: {
         Args: { p_invoice: Json };
         Returns: {
@@ -441,6 +445,8 @@ export type Database = {
           price_id: string;
         }[];
       };
+      _invoice_subscription_id: { Args: { p_invoice: Json }; Returns: string };
+      _invoice_user: { Args: { p_invoice: Json }; Returns: string };
       _plan_for_price: {
         Args: { p_price: string };
         Returns: Record<string, unknown>;
@@ -449,14 +455,14 @@ export type Database = {
         Args: { p_cost_micro_usd: number; p_rate_micro_usd_per_mtok: number };
         Returns: number;
       };
-      _price_in_force: {
+      _price_at: {
         Args: { p_at: string; p_model: string; p_provider: string };
         Returns: Database["public"]["Tables"]["model_pricing"]["Row"];
         SetofOptions: {
           from: "*";
           to: "model_pricing";
           isOneToOne: true;
-          isSetofReturn: false;
+          isSetofReturn: true;
         };
       };
       _put_subscription_state: {
@@ -464,6 +470,16 @@ export type Database = {
           p_state: Database["public"]["Tables"]["user_subscriptions"]["Row"];
         };
         Returns: undefined;
+      };
+      _rate_at: {
+        Args: { p_at: string };
+        Returns: Database["public"]["Tables"]["platform_token_rates"]["Row"];
+        SetofOptions: {
+          from: "*";
+          to: "platform_token_rates";
+          isOneToOne: true;
+          isSetofReturn: true;
+        };
       };
       _record_reversal: {
         Args: {
@@ -498,9 +514,24 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      _request_fee_at: {
+        Args: {
+          p_at: string;
+          p_model: string;
+          p_provider: string;
+          p_search_context_size: string;
+        };
+        Returns: Database["public"]["Tables"]["model_request_fees"]["Row"];
+        SetofOptions: {
+          from: "*";
+          to: "model_request_fees";
+          isOneToOne: true;
+          isSetofReturn: true;
+        };
+      };
       _reversal_stage: {
         Args: { p_kind: string; p_status: string };
-        Returns: number;
+        Returns: Database["private"]["Enums"]["reversal_life_stage"];
       };
       _reversal_takes_back: {
         Args: { p_kind: string; p_status: string };
@@ -530,10 +561,13 @@ export type Database = {
           isSetofReturn: false;
         };
       };
-      _subscription_stage: { Args: { p_status: string }; Returns: number };
+      _subscription_stage: {
+        Args: { p_status: string };
+        Returns: Database["private"]["Enums"]["subscription_life_stage"];
+      };
       _subscription_state_rank: {
         Args: { p_source: string; p_status: string };
-        Returns: number;
+        Returns: Database["private"]["Enums"]["subscription_state_precedence"];
       };
       _take_back: {
         Args: {
@@ -547,25 +581,25 @@ export type Database = {
       };
       _usage_records: {
         Args: { p_records: Json };
-        Returns: {
-          admitted_at: string;
-          cache_write_tokens: number;
-          cached_input_tokens: number;
-          http_status: number;
-          input_tokens: number;
-          latency_ms: number;
-          lease_id: string;
-          model: string;
-          output_tokens: number;
-          provider: string;
-          reasoning_tokens: number;
-          request_id: string;
-          search_context_size: string;
-          status: string;
-          tokens_estimated: boolean;
-          upstream_request_id: string;
-          user_id: string;
-        }[];
+        Returns: Database["private"]["CompositeTypes"]["usage_record"][];
+        SetofOptions: {
+          from: "*";
+          to: "usage_record";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
+      _write_ledger: {
+        Args: {
+          p_entries: Database["private"]["CompositeTypes"]["ledger_entry"][];
+        };
+        Returns: Database["public"]["Tables"]["token_transactions"]["Row"][];
+        SetofOptions: {
+          from: "*";
+          to: "token_transactions";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
       };
       check_usage_alerts: {
         Args: { p_spike_factor?: number; p_spike_floor?: number };
@@ -609,54 +643,26 @@ export type Database = {
           tokens_per_minute: number;
         }[];
       };
+      gateway_batch_settle: {
+        Args: { p_close_leases?: Json; p_records: Json };
+        Returns: {
+          balance: number;
+          cost_tokens: number;
+          error: string;
+          request_id: string;
+        }[];
+      };
       gateway_lease: {
         Args: {
-          p_ahead?: boolean;
-          p_calls?: number;
-          p_check_limits?: boolean;
-          p_choices?: number;
-          p_have_rate_tokens?: number;
-          p_have_requests?: number;
-          p_have_tokens?: number;
-          p_hold_seconds?: number;
-          p_input_estimate: number;
-          p_input_unbounded?: boolean;
-          p_lease_id: string;
-          p_model: string;
-          p_provider: string;
-          p_requested_output: number;
-          p_search_context_size?: string;
-          p_user_id: string;
+          p_request: Database["private"]["CompositeTypes"]["lease_request"];
         };
-        Returns: {
-          allowed_models: string[];
-          balance: number;
-          cache_write_micro_usd_per_mtok: number;
-          call_tokens: number;
-          granted_rate_tokens: number;
-          granted_requests: number;
-          granted_tokens: number;
-          hold_tokens: number;
-          input_micro_usd_per_mtok: number;
-          limit_reset_at: string;
-          limit_value: number;
-          max_output_tokens: number;
-          message: string;
-          outcome: string;
-          output_micro_usd_per_mtok: number;
-          plan: string;
-          plan_max_input: number;
-          plan_max_output: number;
-          pricing_id: number;
-          rate_micro_usd_per_mtok: number;
-          rate_tokens_remaining: number;
-          reasoning_micro_usd_per_mtok: number;
-          request_fee_micro_usd: number;
-          requests_per_minute: number;
-          requests_remaining: number;
-          tokens_per_minute: number;
-          total_balance: number;
-        }[];
+        Returns: Database["private"]["CompositeTypes"]["lease_grant"];
+        SetofOptions: {
+          from: "private.lease_request";
+          to: "lease_grant";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
       };
       gateway_release: { Args: { p_request_id: string }; Returns: boolean };
       gateway_settle: {
@@ -668,15 +674,6 @@ export type Database = {
           isOneToOne: true;
           isSetofReturn: false;
         };
-      };
-      gateway_settle_batch: {
-        Args: { p_close_leases?: Json; p_records: Json };
-        Returns: {
-          balance: number;
-          cost_tokens: number;
-          error: string;
-          request_id: string;
-        }[];
       };
       handle_stripe_event: {
         Args: {
@@ -711,6 +708,15 @@ export type Database = {
       };
       process_usage_outbox: { Args: { p_limit?: number }; Returns: number };
       purge_cron_history: { Args: { p_keep?: string }; Returns: number };
+      raise_admin_alert: {
+        Args: {
+          p_dedupe_key: string;
+          p_details: Json;
+          p_kind: string;
+          p_user_id: string;
+        };
+        Returns: boolean;
+      };
       rate_limit_hit: {
         Args: {
           p_cost?: number;
@@ -784,10 +790,93 @@ export type Database = {
       };
     };
     Enums: {
-      [_ in never]: never;
+      reversal_life_stage: "opened" | "in_force" | "final";
+      subscription_life_stage: "incomplete" | "live" | "ended";
+      subscription_state_precedence:
+        | "incomplete_snapshot"
+        | "paid_checkout_session"
+        | "snapshot";
     };
     CompositeTypes: {
-      [_ in never]: never;
+      lease_grant: {
+        outcome: string | null;
+        message: string | null;
+        plan: string | null;
+        plan_max_output: number | null;
+        plan_max_input: number | null;
+        requests_per_minute: number | null;
+        tokens_per_minute: number | null;
+        max_output_tokens: number | null;
+        call_tokens: number | null;
+        hold_tokens: number | null;
+        pricing_id: number | null;
+        input_micro_usd_per_mtok: number | null;
+        cache_write_micro_usd_per_mtok: number | null;
+        output_micro_usd_per_mtok: number | null;
+        reasoning_micro_usd_per_mtok: number | null;
+        rate_micro_usd_per_mtok: number | null;
+        request_fee_micro_usd: number | null;
+        granted_tokens: number | null;
+        granted_requests: number | null;
+        granted_rate_tokens: number | null;
+        requests_remaining: number | null;
+        rate_tokens_remaining: number | null;
+        limit_value: number | null;
+        limit_reset_at: string | null;
+        balance: number | null;
+        total_balance: number | null;
+      };
+      lease_request: {
+        user_id: string | null;
+        provider: string | null;
+        lease_id: string | null;
+        model: string | null;
+        input_estimate: number | null;
+        requested_output: number | null;
+        choices: number | null;
+        input_unbounded: boolean | null;
+        search_context_size: string | null;
+        calls: number | null;
+        have_tokens: number | null;
+        have_requests: number | null;
+        have_rate_tokens: number | null;
+        ahead: boolean | null;
+        check_limits: boolean | null;
+        hold_seconds: number | null;
+      };
+      ledger_entry: {
+        user_id: string | null;
+        delta: number | null;
+        reason: string | null;
+        reference: string | null;
+        metadata: Json | null;
+      };
+      usage_charge: {
+        pricing_id: number | null;
+        rate_id: number | null;
+        cost_micro_usd: number | null;
+        request_fee_micro_usd: number | null;
+        platform_tokens: number | null;
+      };
+      usage_record: {
+        request_id: string | null;
+        user_id: string | null;
+        provider: string | null;
+        model: string | null;
+        input_tokens: number | null;
+        cached_input_tokens: number | null;
+        cache_write_tokens: number | null;
+        output_tokens: number | null;
+        reasoning_tokens: number | null;
+        search_context_size: string | null;
+        status: string | null;
+        http_status: number | null;
+        latency_ms: number | null;
+        upstream_request_id: string | null;
+        tokens_estimated: boolean | null;
+        lease_id: string | null;
+        admitted_at: string | null;
+      };
     };
   };
   public: {
@@ -1643,7 +1732,15 @@ export type CompositeTypes<
 
 export const Constants = {
   private: {
-    Enums: {},
+    Enums: {
+      reversal_life_stage: ["opened", "in_force", "final"],
+      subscription_life_stage: ["incomplete", "live", "ended"],
+      subscription_state_precedence: [
+        "incomplete_snapshot",
+        "paid_checkout_session",
+        "snapshot",
+      ],
+    },
   },
   public: {
     Enums: {},

@@ -536,7 +536,7 @@ Deno.test("the lease book holds exactly what SQL's private._hold_tokens holds, f
     { inputEstimate: 33, requestedOutput: 500, choices: 3, inputUnbounded: true },
     { inputEstimate: 2_000_000, requestedOutput: 99, choices: 1, inputUnbounded: true },
   ];
-  const planInfo = { plan: "x", allowedModels: [], maxOutput: 4096, maxInput: 1_000_000, rpm: 1, tpm: 1 };
+  const planInfo = { plan: "x", maxOutput: 4096, maxInput: 1_000_000, rpm: 1, tpm: 1 };
   for (const price of prices) {
     for (const shape of shapes) {
       const call = { model: "m", searchContextSize: null, ...shape };

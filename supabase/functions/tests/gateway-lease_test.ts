@@ -52,7 +52,6 @@ function fakeStore(opts: { balance: number; plan: Plan; upstash: boolean; latenc
     outcome: "ok",
     message: null,
     plan: "p",
-    allowed_models: state.plan.models,
     plan_max_output: state.plan.maxOutput,
     plan_max_input: 1_000,
     pricing_id: 1,
@@ -71,6 +70,7 @@ function fakeStore(opts: { balance: number; plan: Plan; upstash: boolean; latenc
     rate_tokens_remaining: null,
     limit_value: null,
     limit_reset_at: null,
+    total_balance: null,
     ...over,
   });
   const store = {
@@ -273,6 +273,27 @@ Deno.test("leases: the plan is read again after planTtlMs — a model taken off 
   await sleep(150);
   const e = await refusal(book.admit(USER, CALL));
   assert.equal(e.status, 403);
+  book.closeAll();
+});
+
+Deno.test("leases: which models a plan may call is the lease call's to say — a model not yet admitted is asked about, and its refusal holds", async () => {
+  const { store, state } = fakeStore({
+    balance: 1e12,
+    plan: { ...ROOMY, models: [CALL.model] },
+    upstash: false,
+  });
+  const book = createLeaseBook(store, SETTINGS);
+  done(await book.admit(USER, CALL), 10);
+  const asked = state.requests.length;
+  // Within the plan's TTL, a model the instance has no lease answer for goes to the store, which refuses it.
+  const other = { ...CALL, model: "not-on-the-plan" };
+  const e = await refusal(book.admit(USER, other));
+  assert.equal(e.status, 403);
+  assert.equal(state.requests.length, asked + 1, "the store was asked about the other model");
+  assert.equal(state.requests.at(-1)!.model, "not-on-the-plan");
+  // And it stays refused: nothing about it is kept to admit from memory.
+  assert.equal((await refusal(book.admit(USER, other))).status, 403);
+  assert.equal(state.requests.length, asked + 2);
   book.closeAll();
 });
 

@@ -310,9 +310,18 @@ test("an incomplete subscription gives no paid plan, here or in the gateway", as
   });
   const lease = `test-${crypto.randomUUID()}`;
   const [granted] = await sql`
-    select plan, requests_per_minute from private.gateway_lease(
-      p_user_id => ${u.id}, p_provider => 'openai', p_lease_id => ${lease}, p_model => 'gpt-4o-mini',
-      p_input_estimate => 10, p_requested_output => 10, p_check_limits => false)`;
+    select plan, requests_per_minute from private.gateway_lease(jsonb_populate_record(null::private.lease_request,
+      ${
+    JSON.stringify({
+      user_id: u.id,
+      provider: "openai",
+      lease_id: lease,
+      model: "gpt-4o-mini",
+      input_estimate: 10,
+      requested_output: 10,
+      check_limits: false,
+    })
+  }::jsonb))`;
   await sql`select private.gateway_release(${lease})`;
   const [free] = await sql`select requests_per_minute from public.subscription_plans where id = 'free'`;
   assert.deepEqual({ ...granted }, { plan: "free", requests_per_minute: free.requests_per_minute });

@@ -23,7 +23,7 @@
 // expires with its hold (the call timeout + 2 min) and the hold sweep releases it.
 import { currentHeadroom, limitHeaders } from "./headroom.ts";
 import { type CallShape, callTokens, holdTokens, maxOutputOf, type PlanInfo } from "./hold.ts";
-import { allows, freshPlan, freshPrice } from "./plan-cache.ts";
+import { freshPlan, freshPrice } from "./plan-cache.ts";
 import { giveBack, release } from "./release.ts";
 import { refreshAhead, renew } from "./renewal.ts";
 import { type Book, type Lease, type LeaseSettings, newBook, type UserState, userState } from "./state.ts";
@@ -51,7 +51,7 @@ export type Ticket = {
 /** The call's ticket, its hold and headroom taken from the lease; null when the lease cannot cover it. */
 function admitFromLease(book: Book, u: UserState, lease: Lease, call: CallShape, now: number): Ticket | null {
   const plan = freshPlan(u, now, book.settings.planTtlMs);
-  const price = plan && allows(plan, call.model) ? freshPrice(u, call, now, book.settings.planTtlMs) : null;
+  const price = plan ? freshPrice(u, call, now, book.settings.planTtlMs) : null;
   if (!plan || !price) return null;
   const hold = holdTokens(plan, price, call);
   const h = currentHeadroom(u, now);

@@ -5,7 +5,6 @@
 /** The plan as the last lease call read it. */
 export type PlanInfo = {
   plan: string;
-  allowedModels: string[];
   maxOutput: number;
   maxInput: number;
   rpm: number;

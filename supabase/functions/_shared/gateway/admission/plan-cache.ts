@@ -1,13 +1,11 @@
 // The plan and prices an instance admits with: what the last lease call read for a user, trusted for
 // settings.planTtlMs (1 s by default) and then read again. A reply that says the user is gone forgets them at
-// once; a model found unpriced forgets its price.
-import type { CallShape, PlanInfo, PriceInfo } from "./hold.ts";
+// once; a model found unpriced, or not on the plan, forgets its price. Which models a plan may call is decided by
+// private.gateway_lease alone: a model's prices are kept only from a lease call that admitted it, so a model is
+// admitted from memory only within the TTL of a lease answer that said ok for it.
+import type { CallShape, PriceInfo } from "./hold.ts";
 import type { UserState } from "./state.ts";
 import { type LeaseReply, toNumber } from "./store.ts";
-
-/** Whether the plan lets the user call the model (no list: every priced model). */
-export const allows = (plan: PlanInfo, model: string) =>
-  plan.allowedModels.length === 0 || plan.allowedModels.includes(model);
 
 /** Prices are kept by model and search context size (Perplexity's request fee depends on it). */
 const priceKey = (call: CallShape) => `${call.model}|${call.searchContextSize ?? ""}`;
@@ -33,7 +31,6 @@ export function rememberPlan(u: UserState, reply: LeaseReply, call: CallShape | 
   if (reply.plan === null) return;
   u.plan = {
     plan: reply.plan,
-    allowedModels: reply.allowed_models ?? [],
     maxOutput: reply.plan_max_output!,
     maxInput: reply.plan_max_input!,
     rpm: reply.requests_per_minute!,
@@ -51,7 +48,7 @@ export function rememberPlan(u: UserState, reply: LeaseReply, call: CallShape | 
       requestFee: toNumber(reply.request_fee_micro_usd),
       at: Date.now(),
     });
-  } else if (call && reply.outcome === "unpriced") {
+  } else if (call && (reply.outcome === "unpriced" || reply.outcome === "forbidden")) {
     u.prices.delete(priceKey(call));
   }
 }

@@ -11,7 +11,7 @@ import { rateLimited } from "../../limits/ratelimit.ts";
 import { unauthorized } from "../../auth/token.ts";
 import { addGrantedHeadroom, currentHeadroom, takeFromUpstash, WINDOW_SECONDS } from "./headroom.ts";
 import { type CallShape, callTokens, holdTokens, type PlanInfo } from "./hold.ts";
-import { allows, freshPlan, freshPrice, rememberPlan } from "./plan-cache.ts";
+import { freshPlan, freshPrice, rememberPlan } from "./plan-cache.ts";
 import { release } from "./release.ts";
 import type { Book, Lease, UserState } from "./state.ts";
 import { type LeaseReply, type LeaseRequest, toNumber } from "./store.ts";
@@ -96,22 +96,23 @@ export async function renew(book: Book, u: UserState, lease: Lease, call: CallSh
   u.calls = now - u.lastRenewalAt < settings.growWindowMs ? Math.min(u.calls * 2, settings.maxCalls) : 1;
   u.lastRenewalAt = now;
   const plan = freshPlan(u, now, settings.planTtlMs);
-  const fresh = plan && allows(plan, call.model) ? plan : null;
-  const price = fresh ? freshPrice(u, call, now, settings.planTtlMs) : null;
-  const calls = callsToLease(u, fresh, fresh ? callTokens(fresh, call) : 0);
+  // A fresh price: a lease call said ok for this model within the TTL (which models a plan may call is decided
+  // there only); without one, the lease call decides.
+  const price = plan ? freshPrice(u, call, now, settings.planTtlMs) : null;
+  const calls = callsToLease(u, plan, plan ? callTokens(plan, call) : 0);
   const userId = lease.userId;
   const work = (async () => {
-    if (fresh && price && store.take) {
+    if (plan && price && store.take) {
       // Limits first: a call the limiter refuses never holds tokens.
-      await takeFromUpstash(store.take, u, userId, fresh, callTokens(fresh, call), calls);
-      if (lease.budget - lease.reserved >= holdTokens(fresh, price, call)) return;
+      await takeFromUpstash(store.take, u, userId, plan, callTokens(plan, call), calls);
+      if (lease.budget - lease.reserved >= holdTokens(plan, price, call)) return;
     }
     lease.granted = true; // from now on the database may hold tokens under this id (even if the reply is lost)
     const reply = await store.lease(leaseRequest(book, u, lease, call, calls));
     applyLease(book, u, lease, reply, call);
     lease.calls = calls;
     if (reply.outcome !== "ok") throw refusal(reply);
-    if (store.take && !(fresh && price)) {
+    if (store.take && !(plan && price)) {
       await takeFromUpstash(store.take, u, userId, u.plan!, callTokens(u.plan!, call), 1);
     }
   })();

@@ -9,7 +9,7 @@ import { Timeout, withTimeout } from "../../platform/deadline.ts";
 import type { ProviderAdapter } from "../providers/adapter.ts";
 import { closeLease } from "../settlement/batch.ts";
 
-/** The arguments of private.gateway_lease. */
+/** What the book asks a lease for (sent to private.gateway_lease as a private.lease_request). */
 export type LeaseRequest = {
   userId: string;
   leaseId: string;
@@ -28,12 +28,11 @@ export type LeaseRequest = {
   checkLimits: boolean;
 };
 
-type GatewayLeaseRow = Database["private"]["Functions"]["gateway_lease"]["Returns"][number];
+type LeaseGrant = Database["private"]["CompositeTypes"]["lease_grant"];
 /** Its integer and text columns the book reads. */
 type PlainColumn =
   | "message"
   | "plan"
-  | "allowed_models"
   | "plan_max_output"
   | "plan_max_input"
   | "requests_per_minute"
@@ -42,7 +41,7 @@ type PlainColumn =
   | "requests_remaining"
   | "rate_tokens_remaining"
   | "limit_value";
-/** Its bigint columns the book reads (total_balance apart: see below). */
+/** Its bigint columns the book reads. */
 type BigintColumn =
   | "pricing_id"
   | "input_micro_usd_per_mtok"
@@ -52,22 +51,21 @@ type BigintColumn =
   | "rate_micro_usd_per_mtok"
   | "request_fee_micro_usd"
   | "granted_tokens"
-  | "granted_rate_tokens";
+  | "granted_rate_tokens"
+  | "total_balance";
 
 /**
- * The row private.gateway_lease returns, from the generated type, narrowed where postgres.js and the function say
- * more: `outcome` is one of these literals; every other column may be null (a refusal fills only what it knows);
- * bigints may arrive as strings (postgres.js returns int8 as text); `limit_reset_at` is parsed into a Date.
+ * private.gateway_lease's answer (a private.lease_grant), from the generated type, narrowed where postgres.js and
+ * the function say more: `outcome` is one of these literals; every other column may be null (a refusal fills only
+ * what it knows); bigints may arrive as strings (postgres.js returns int8 as text); `limit_reset_at` is parsed
+ * into a Date. `total_balance` is the user's balance (not the unreserved part): at or below zero, nothing more is
+ * admitted from memory.
  */
 export type LeaseReply =
   & { outcome: "ok" | "unauthorized" | "forbidden" | "unpriced" | "rate_limited" | "payment_required" }
-  & { [K in PlainColumn]: GatewayLeaseRow[K] | null }
-  & { [K in BigintColumn]: GatewayLeaseRow[K] | string | null }
-  & {
-    limit_reset_at: Date | null;
-    /** The user's balance (not the unreserved part): at or below zero, nothing more is admitted from memory. */
-    total_balance?: GatewayLeaseRow["total_balance"] | string | null;
-  };
+  & { [K in PlainColumn]: LeaseGrant[K] | null }
+  & { [K in BigintColumn]: LeaseGrant[K] | string | null }
+  & { limit_reset_at: Date | null };
 
 /** A bigint (or integer) column of a reply as a number; null and missing are 0. */
 export const toNumber = (v: string | number | null | undefined) => Number(v ?? 0);
@@ -96,20 +94,34 @@ export function leaseStore(
   return {
     async lease(r) {
       // Fails fast when the database does not answer (503), instead of queueing in the driver for the outage.
+      const request: Database["private"]["CompositeTypes"]["lease_request"] = {
+        user_id: r.userId,
+        provider: adapter.provider,
+        lease_id: r.leaseId,
+        model: r.model,
+        input_estimate: r.inputEstimate,
+        requested_output: r.requestedOutput,
+        choices: r.choices,
+        input_unbounded: r.inputUnbounded,
+        search_context_size: r.searchContextSize,
+        calls: r.calls,
+        have_tokens: r.haveTokens,
+        have_requests: r.haveRequests,
+        have_rate_tokens: r.haveRateTokens,
+        ahead: r.ahead,
+        check_limits: r.checkLimits,
+        hold_seconds: holdSeconds,
+      };
       const [row] = await withTimeout(
         db()<LeaseReply[]>`
-        select outcome, message, plan, allowed_models, plan_max_output, plan_max_input, requests_per_minute,
-               tokens_per_minute, granted_tokens, granted_requests, granted_rate_tokens, requests_remaining,
-               rate_tokens_remaining, limit_value, limit_reset_at, pricing_id, input_micro_usd_per_mtok,
-               cache_write_micro_usd_per_mtok, output_micro_usd_per_mtok, reasoning_micro_usd_per_mtok,
-               rate_micro_usd_per_mtok, request_fee_micro_usd, total_balance
-          from private.gateway_lease(
-            p_user_id => ${r.userId}, p_provider => ${adapter.provider}, p_lease_id => ${r.leaseId},
-            p_model => ${r.model}, p_input_estimate => ${r.inputEstimate}, p_requested_output => ${r.requestedOutput},
-            p_choices => ${r.choices}, p_calls => ${r.calls}, p_have_tokens => ${r.haveTokens},
-            p_have_requests => ${r.haveRequests}, p_have_rate_tokens => ${r.haveRateTokens}, p_ahead => ${r.ahead},
-            p_check_limits => ${r.checkLimits}, p_hold_seconds => ${holdSeconds},
-            p_input_unbounded => ${r.inputUnbounded}, p_search_context_size => ${r.searchContextSize})`,
+        select outcome, message, plan, plan_max_output, plan_max_input, requests_per_minute, tokens_per_minute,
+               granted_tokens, granted_requests, granted_rate_tokens, requests_remaining, rate_tokens_remaining,
+               limit_value, limit_reset_at, pricing_id, input_micro_usd_per_mtok, cache_write_micro_usd_per_mtok,
+               output_micro_usd_per_mtok, reasoning_micro_usd_per_mtok, rate_micro_usd_per_mtok,
+               request_fee_micro_usd, total_balance
+          from private.gateway_lease(jsonb_populate_record(null::private.lease_request, ${
+          JSON.stringify(request)
+        }::jsonb))`,
         ADMISSION_DEADLINE_MS,
         "admission",
       ).catch((e) => {

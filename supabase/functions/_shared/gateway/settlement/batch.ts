@@ -1,4 +1,4 @@
-// Step 1 of the settlement chain: batches. One SQL call (one transaction, private.gateway_settle_batch) at a time
+// Step 1 of the settlement chain: batches. One SQL call (one transaction, private.gateway_batch_settle) at a time
 // per instance, carrying every call that ended in the last SETTLE_LINGER_MS (up to BATCH_MAX; full batches go out
 // at once), and the leases to give back after them (private.gateway_release). The round trip, the commit and the
 // batch's own work are shared, which is most of a settlement's cost.
@@ -25,9 +25,9 @@ let inFlight: Promise<void> | null = null;
 let lingering: ReturnType<typeof setTimeout> | undefined;
 let lastBatchFailed = false;
 
-type SettleBatchRow = Database["private"]["Functions"]["gateway_settle_batch"]["Returns"][number];
+type SettleBatchRow = Database["private"]["Functions"]["gateway_batch_settle"]["Returns"][number];
 /**
- * A row of private.gateway_settle_batch: `error` is null and `cost_tokens`/`balance` set (bigints, which
+ * A row of private.gateway_batch_settle: `error` is null and `cost_tokens`/`balance` set (bigints, which
  * postgres.js returns as strings) for a record that settled; `error` set and the others null for one that did not.
  */
 type BatchRow =
@@ -41,7 +41,7 @@ async function sendBatch() {
   try {
     const rows = await withTimeout(
       db()<BatchRow[]>`
-        select request_id, error, cost_tokens, balance from private.gateway_settle_batch(
+        select request_id, error, cost_tokens, balance from private.gateway_batch_settle(
           p_records => ${JSON.stringify(batch.map((p) => p.record))}::text::jsonb,
           p_close_leases => ${JSON.stringify(closes)}::text::jsonb)`,
       SETTLE_DEADLINE_MS,

@@ -1,5 +1,5 @@
 // Writing a call's usage, without ever losing it. Every record goes down this chain until one step holds it:
-//   1. private.gateway_settle_batch (usage row + debit + lease accounting, once per request id): batch.ts;
+//   1. private.gateway_batch_settle (usage row + debit + lease accounting, once per request id): batch.ts;
 //   2. if the batch call fails with an error while the database answers: the record alone, then the database
 //      outbox: alone.ts;
 //   3. if the database does not commit in time: a Redis list, drained into the database outbox later;
