@@ -102,7 +102,7 @@ for (let i = 0; i < warmup + iterations; i++) {
         check_limits: false,
       };
       const [r] = await sql`select outcome from private.gateway_lease(
-        jsonb_populate_record(null::private.lease_request, ${JSON.stringify(request)}::jsonb))`;
+        jsonb_populate_record(null::private.lease_request, ${JSON.stringify(request)}::text::jsonb))`;
       if (r.outcome !== "ok") throw new Error(`lease refused: ${r.outcome}`);
       await sql`select private.gateway_release(${id})`;
     },

@@ -321,7 +321,7 @@ test("an incomplete subscription gives no paid plan, here or in the gateway", as
       requested_output: 10,
       check_limits: false,
     })
-  }::jsonb))`;
+  }::text::jsonb))`;
   await sql`select private.gateway_release(${lease})`;
   const [free] = await sql`select requests_per_minute from public.subscription_plans where id = 'free'`;
   assert.deepEqual({ ...granted }, { plan: "free", requests_per_minute: free.requests_per_minute });

@@ -19,7 +19,7 @@ export type BillingPeriod = "monthly" | "yearly";
 export async function assertNoLivePlan(user: BillingUser): Promise<void> {
   const [row] = await db()<Pick<PublicTables["user_subscriptions"]["Row"], "plan_id" | "status">[]>`
     select plan_id, status from public.user_subscriptions
-     where user_id = ${user.id} and private._subscription_stage(status) = 1
+     where user_id = ${user.id} and private._subscription_stage(status) = 'live'
      order by is_current desc limit 1`;
   if (row) {
     throw new HttpError(

@@ -121,7 +121,7 @@ export function leaseStore(
                request_fee_micro_usd, total_balance
           from private.gateway_lease(jsonb_populate_record(null::private.lease_request, ${
           JSON.stringify(request)
-        }::jsonb))`,
+        }::text::jsonb))`,
         ADMISSION_DEADLINE_MS,
         "admission",
       ).catch((e) => {
