@@ -14,7 +14,8 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60
 psql_db -f scripts/stack/bootstrap.sql >/dev/null
 log "applying migrations and seed"
 bash scripts/stack/push.sh --include-seed
-for server in functions functions-test; do
+# The Data API reloads its schema cache on SIGHUP; the others reconnect.
+for server in rest auth functions functions-test; do
   if pid_alive "$STACK_DIR/$server.pid"; then kill -HUP "$(cat "$STACK_DIR/$server.pid")"; fi
 done
 log "database reset"

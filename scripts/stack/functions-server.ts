@@ -1,14 +1,16 @@
-// The local stand-in for the Supabase API gateway + edge runtime, on API_PORT (54321):
+// The local stand-in for the Supabase API gateway (Kong) + edge runtime, on API_PORT (54321):
 //   GET  /auth/v1/.well-known/jwks.json   the stack's public signing keys (what hosted Auth publishes)
+//   ANY  /rest/v1/...                     the Data API stand-in (scripts/stack/rest), behind an API key check
+//   ANY  /auth/v1/...                     the Auth stand-in (scripts/stack/auth), behind an API key check
 //   ANY  /functions/v1/<name>[/...]       runs supabase/functions/<name>/index.ts, one process per function
 // As on the platform, a JWT signed by the project (HS256 with the JWT secret, or ES256 with the stack's
 // signing key) is required before the function runs unless config.toml says `verify_jwt = false`;
 // OPTIONS preflights pass through. Functions get the platform's env vars plus supabase/functions/.env.
 // A change under supabase/functions/ or to config.toml restarts the functions on their next request.
-import { createLocalJWKSet, decodeProtectedHeader, type JWK, jwtVerify } from "npm:jose@6.2.18";
 import { parse as parseToml } from "npm:smol-toml@1.4.2";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { projectJwt, readKeys } from "./keys-file.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const FUNCTIONS_DIR = join(ROOT, "supabase", "functions");
@@ -24,13 +26,8 @@ const env = (name: string) => {
 };
 const port = Number(env("API_PORT"));
 const dbUrl = env("DB_URL");
-const keys = JSON.parse(await Deno.readTextFile(env("KEYS_FILE"))) as {
-  jwt_secret: string;
-  anon_key: string;
-  service_role_key: string;
-  upstash_token: string;
-  signing_jwk: JWK & { kid: string };
-};
+const keys = await readKeys(env("KEYS_FILE"));
+const upstreams = { rest: env("REST_UPSTREAM_URL"), auth: env("AUTH_UPSTREAM_URL") };
 const apiUrl = `http://127.0.0.1:${port}`;
 // What the stack provides beyond the platform's own variables (lower priority than the env file):
 // its Upstash endpoint, and the JWT secret for verifying legacy HS256 tokens (on a hosted project, set
@@ -49,18 +46,14 @@ function log(level: "info" | "warn" | "error", msg: string, extra: Record<string
 }
 
 // ----------------------------------------------------------------------------------------------- JWT
-const { d: _private, ...publicJwk } = keys.signing_jwk;
-const jwks = { keys: [publicJwk] };
-const localJwks = createLocalJWKSet(jwks);
-const hsSecret = new TextEncoder().encode(keys.jwt_secret);
+const jwt = projectJwt(keys);
+const jwks = jwt.jwks;
 
 async function verifyPlatformJwt(authorization: string | null): Promise<string | null> {
   const token = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
   if (!token) return "Missing authorization header";
   try {
-    const { alg } = decodeProtectedHeader(token);
-    if (alg === "HS256") await jwtVerify(token, hsSecret, { algorithms: ["HS256"] });
-    else await jwtVerify(token, localJwks, { algorithms: ["ES256"] });
+    await jwt.verify(token);
     return null;
   } catch {
     return "Invalid JWT";
@@ -360,10 +353,74 @@ async function forward(
   }
 }
 
+// ------------------------------------------------------------------------------- Data API and Auth
+// As Kong does in front of PostgREST and Supabase Auth: CORS preflights are answered here; every other request
+// needs a project API key (the `apikey` header, or `?apikey=`), else 401 with Kong's message. The request goes
+// on with its Authorization header untouched (the services verify the token themselves) and the client's IP.
+const API_KEYS = new Set([keys.anon_key, keys.service_role_key]);
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+  "access-control-expose-headers":
+    "Content-Range, Content-Location, Content-Profile, Preference-Applied, Range-Unit, X-Total-Count",
+  "access-control-max-age": "3600",
+};
+/** Auth endpoints a browser is sent to (links, redirects): open without an API key, as on the platform. */
+const AUTH_OPEN = /^\/auth\/v1\/(verify|callback|authorize)(\/|$)/;
+
+async function proxy(req: Request, url: URL, upstream: string, clientIp: string): Promise<Response> {
+  if (req.method === "OPTIONS") {
+    return new Response(null, {
+      status: 200,
+      headers: {
+        ...CORS,
+        "access-control-allow-headers": req.headers.get("access-control-request-headers") ?? "*",
+      },
+    });
+  }
+  if (!AUTH_OPEN.test(url.pathname)) {
+    const apiKey = req.headers.get("apikey") ?? url.searchParams.get("apikey");
+    if (!apiKey) return json(401, { message: "No API key found in request" }, CORS);
+    if (!API_KEYS.has(apiKey)) return json(401, { message: "Invalid authentication credentials" }, CORS);
+  }
+  const headers = new Headers(req.headers);
+  for (const h of HOP_BY_HOP) headers.delete(h);
+  headers.set("x-forwarded-for", clientIp);
+  headers.set("x-forwarded-host", url.host);
+  headers.set("x-forwarded-proto", "http");
+  try {
+    const answer = await fetch(upstream + url.pathname.replace(/^\/(rest|auth)\/v1/, "") + url.search, {
+      method: req.method,
+      headers,
+      body: req.body,
+      redirect: "manual",
+      signal: req.signal,
+    });
+    const outHeaders = new Headers(answer.headers);
+    for (const h of ["connection", "keep-alive", "transfer-encoding"]) outHeaders.delete(h);
+    for (const [k, v] of Object.entries(CORS)) if (!outHeaders.has(k)) outHeaders.set(k, v);
+    return new Response(answer.body, {
+      status: answer.status,
+      statusText: answer.statusText,
+      headers: outHeaders,
+    });
+  } catch (e) {
+    if (req.signal.aborted) return new Response(null, { status: 499 });
+    log("error", "upstream unreachable", { upstream, error: String(e) });
+    return json(502, { message: "An invalid response was received from the upstream server" }, CORS);
+  }
+}
+
 async function handle(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
   const url = new URL(req.url);
   if (url.pathname === "/auth/v1/.well-known/jwks.json") {
-    return json(200, jwks, { "cache-control": "public, max-age=600" });
+    return json(200, jwks, { "cache-control": "public, max-age=600", ...CORS });
+  }
+  if (url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/")) {
+    return await proxy(req, url, upstreams.rest, info.remoteAddr.hostname);
+  }
+  if (url.pathname === "/auth/v1" || url.pathname.startsWith("/auth/v1/")) {
+    return await proxy(req, url, upstreams.auth, info.remoteAddr.hostname);
   }
   const m = url.pathname.match(/^\/functions\/v1\/([A-Za-z0-9_-]+)(\/.*)?$/);
   if (!m) return json(404, { code: 404, message: "Not found" });

@@ -15,11 +15,16 @@ DB_PORT="${DB_PORT:-54322}"
 REDIS_PORT="${REDIS_PORT:-54379}"
 UPSTASH_PORT="${UPSTASH_PORT:-54380}"
 TEST_API_PORT="${TEST_API_PORT:-54331}"
+# The Data API and Auth stand-ins, reached through the API URL (the gateway proxies /rest/v1 and /auth/v1 to them).
+REST_PORT="${REST_PORT:-54341}"
+AUTH_PORT="${AUTH_PORT:-54342}"
 
 DB_PASSWORD=postgres
 DB_URL="postgresql://postgres:${DB_PASSWORD}@127.0.0.1:${DB_PORT}/postgres"
 API_URL="http://127.0.0.1:${API_PORT}"
 UPSTASH_URL="http://127.0.0.1:${UPSTASH_PORT}"
+REST_UPSTREAM_URL="http://127.0.0.1:${REST_PORT}"
+AUTH_UPSTREAM_URL="http://127.0.0.1:${AUTH_PORT}"
 
 DENO="$ROOT/node_modules/.bin/deno"
 SUPABASE="$ROOT/node_modules/.bin/supabase"

@@ -3,7 +3,9 @@
 #   PostgreSQL 15 (pg_cron, pg_stat_statements, pgTAP)  127.0.0.1:54322
 #   Redis                                               127.0.0.1:54379
 #   Upstash REST endpoint in front of Redis             127.0.0.1:54380
-#   Edge functions + JWKS (the API URL)                 127.0.0.1:54321
+#   The API URL: /functions/v1, /rest/v1, /auth/v1      127.0.0.1:54321
+#     Data API (PostgREST stand-in), behind it           127.0.0.1:54341
+#     Auth (Supabase Auth stand-in), behind it           127.0.0.1:54342
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 mkdir -p "$STACK_DIR" "$LOG_DIR"
@@ -134,9 +136,14 @@ UPSTASH_TOKEN="$(key upstash_token)"
 export UPSTASH_PORT REDIS_PORT UPSTASH_TOKEN
 start_deno_service upstash "$UPSTASH_PORT" scripts/stack/upstash-rest.ts
 
-# 6. Edge functions (their secrets: supabase/functions/.env, made from .env.example the first time).
+# 6. The Data API and Auth stand-ins (what PostgREST and Supabase Auth are on a hosted project).
+export DB_URL KEYS_FILE
+start_deno_service rest "$REST_PORT" scripts/stack/rest/server.ts
+start_deno_service auth "$AUTH_PORT" scripts/stack/auth/server.ts
+
+# 7. The API gateway and edge functions (their secrets: supabase/functions/.env, made from .env.example the first time).
 [ -f supabase/functions/.env ] || cp supabase/functions/.env.example supabase/functions/.env
-export DB_URL UPSTASH_URL KEYS_FILE
+export DB_URL UPSTASH_URL KEYS_FILE REST_UPSTREAM_URL AUTH_UPSTREAM_URL
 start_deno_service functions "$API_PORT" scripts/stack/functions-server.ts
 if [ "${WITH_TEST_FUNCTIONS:-0}" = 1 ]; then
   # npm test: a second functions server with the committed test env (supabase/functions/tests/.env.test).
@@ -144,5 +151,5 @@ if [ "${WITH_TEST_FUNCTIONS:-0}" = 1 ]; then
     start_deno_service functions-test "$TEST_API_PORT" scripts/stack/functions-server.ts
 fi
 
-# 7. What `supabase start` prints.
+# 8. What `supabase start` prints.
 bash scripts/stack/status.sh

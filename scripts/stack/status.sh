@@ -7,6 +7,8 @@ if [ "${1:-}" = "-o" ] && [ "${2:-}" = "env" ]; then
   cat <<OUT
 API_URL=$API_URL
 FUNCTIONS_URL=$API_URL/functions/v1
+REST_URL=$API_URL/rest/v1
+AUTH_URL=$API_URL/auth/v1
 DB_URL=$DB_URL
 JWT_SECRET=$(key jwt_secret)
 ANON_KEY=$(key anon_key)
@@ -20,10 +22,12 @@ OUT
 fi
 [ -z "${1:-}" ] || die "usage: npm run status [-- -o env]"
 cat <<OUT
-Local stack ($(state pg_running) postgres, $(state pid_alive "$STACK_DIR/redis.pid") redis, $(state pid_alive "$STACK_DIR/upstash.pid") upstash, $(state pid_alive "$STACK_DIR/functions.pid") functions)
+Local stack ($(state pg_running) postgres, $(state pid_alive "$STACK_DIR/redis.pid") redis, $(state pid_alive "$STACK_DIR/upstash.pid") upstash, $(state pid_alive "$STACK_DIR/rest.pid") rest, $(state pid_alive "$STACK_DIR/auth.pid") auth, $(state pid_alive "$STACK_DIR/functions.pid") functions)
 
          API URL: $API_URL
    Functions URL: $API_URL/functions/v1
+    Data API URL: $API_URL/rest/v1
+        Auth URL: $API_URL/auth/v1
           DB URL: $DB_URL
         JWKS URL: $API_URL/auth/v1/.well-known/jwks.json
        Redis URL: redis://127.0.0.1:$REDIS_PORT

@@ -17,6 +17,8 @@ stop_pidfile functions-test
 stop_pidfile functions
 # Function workers are stopped by their server; any left by a server that crashed go now.
 pkill -TERM -f "$ROOT/scripts/stack/function-worker.ts" 2>/dev/null || true
+stop_pidfile auth
+stop_pidfile rest
 stop_pidfile upstash
 stop_pidfile redis
 if pg_running; then
