@@ -17,7 +17,8 @@ begin
     perform private.raise_api_error(404, 'employee_not_found', format('No AI employee is called %s', p_slug));
   end if;
 
-  -- This user's hires, one at a time from here: the check below and the write are one step.
+  -- This user's hires, one at a time from here: the check below and the write are one step. (The user's row is
+  -- locked before any hire row, as every path that activates a hire does.)
   perform private._lock_hirer(v_user_id);
   select h.* into v_hire from public.purchased_employees h where h.user_id = v_user_id and h.employee_id = v_employee_id;
   if found and v_hire.is_active then

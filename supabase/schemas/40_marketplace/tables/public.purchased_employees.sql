@@ -44,6 +44,10 @@ create index purchased_employees_active_by_user_idx on public.purchased_employee
 create index purchased_employees_last_used_idx on public.purchased_employees (last_used_at, employee_id)
   where last_used_at is not null;
 
+-- A user's hires change under their row lock, taken before any hire row is (see the function).
+create trigger _050_lock_hirer before update of is_active on public.purchased_employees
+  for each statement execute function private.tg_purchased_employees__lock_hirer();
+
 create trigger _100_timestamps before update on public.purchased_employees
   for each row execute function private.tg__set_updated_at();
 
