@@ -41,6 +41,48 @@ export type Database = {
         };
         Relationships: [];
       };
+      employee_analytics_deltas: {
+        Row: {
+          active_hires: number;
+          created_at: string;
+          employee_id: string;
+          hires: number;
+          id: number;
+          last_hired_at: string | null;
+          messages: number;
+          rating_sum: number;
+          ratings: number;
+          recount_last_hired: boolean;
+          runs: number;
+        };
+        Insert: {
+          active_hires?: number;
+          created_at?: string;
+          employee_id: string;
+          hires?: number;
+          id?: never;
+          last_hired_at?: string | null;
+          messages?: number;
+          rating_sum?: number;
+          ratings?: number;
+          recount_last_hired?: boolean;
+          runs?: number;
+        };
+        Update: {
+          active_hires?: number;
+          created_at?: string;
+          employee_id?: string;
+          hires?: number;
+          id?: never;
+          last_hired_at?: string | null;
+          messages?: number;
+          rating_sum?: number;
+          ratings?: number;
+          recount_last_hired?: boolean;
+          runs?: number;
+        };
+        Relationships: [];
+      };
       failed_webhook_events: {
         Row: {
           attempts: number;
@@ -87,6 +129,24 @@ export type Database = {
             referencedColumns: ["id"];
           },
         ];
+      };
+      marketplace_catalog_version: {
+        Row: {
+          changed_at: string;
+          id: boolean;
+          version: number;
+        };
+        Insert: {
+          changed_at?: string;
+          id?: boolean;
+          version?: number;
+        };
+        Update: {
+          changed_at?: string;
+          id?: boolean;
+          version?: number;
+        };
+        Relationships: [];
       };
       rate_limit_buckets: {
         Row: {
@@ -358,6 +418,31 @@ export type Database = {
       };
     };
     Functions: {
+      _active_users_by_employee: {
+        Args: Record<PropertyKey, never>;
+        Returns: {
+          active_users: number;
+          employee_id: string;
+        }[];
+      };
+      _ai_employee_card: {
+        Args: {
+          p_analytics: Database["public"]["Tables"]["employee_analytics"]["Row"];
+          p_employee: Database["public"]["Tables"]["ai_employees"]["Row"];
+        };
+        Returns: Json;
+      };
+      _ai_employee_search_vector: {
+        Args: {
+          p_capabilities: string[];
+          p_department: string;
+          p_long_description: string;
+          p_name: string;
+          p_role: string;
+          p_short_description: string;
+        };
+        Returns: unknown;
+      };
       _alert_unpriced_model: {
         Args: { p_model: string; p_provider: string };
         Returns: undefined;
@@ -367,6 +452,10 @@ export type Database = {
         Returns: undefined;
       };
       _apply_stripe_event: { Args: { p_event: Json }; Returns: string };
+      _average_rating: {
+        Args: { p_rating_count: number; p_rating_sum: number };
+        Returns: number;
+      };
       _call_cost_micro_usd: {
         Args: {
           p_cache_write: number;
@@ -414,6 +503,19 @@ export type Database = {
         };
         Returns: undefined;
       };
+      _decode_cursor: {
+        Args: {
+          p_cursor: string;
+          p_fingerprint: string;
+          p_key_types: string[];
+          p_list: string;
+        };
+        Returns: Json;
+      };
+      _encode_cursor: {
+        Args: { p_fingerprint: string; p_keys: Json; p_list: string };
+        Returns: string;
+      };
       _give_back: {
         Args: {
           p_credit: Database["public"]["Tables"]["token_transactions"]["Row"];
@@ -447,6 +549,16 @@ export type Database = {
       };
       _invoice_subscription_id: { Args: { p_invoice: Json }; Returns: string };
       _invoice_user: { Args: { p_invoice: Json }; Returns: string };
+      _lock_hirer: {
+        Args: { p_user_id: string };
+        Returns: Database["public"]["Tables"]["subscription_plans"]["Row"];
+        SetofOptions: {
+          from: "*";
+          to: "subscription_plans";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
       _plan_for_price: {
         Args: { p_price: string };
         Returns: Record<string, unknown>;
@@ -529,6 +641,7 @@ export type Database = {
           isSetofReturn: true;
         };
       };
+      _require_employee_slug: { Args: { p_slug: string }; Returns: undefined };
       _reversal_stage: {
         Args: { p_kind: string; p_status: string };
         Returns: Database["private"]["Enums"]["reversal_life_stage"];
@@ -614,6 +727,10 @@ export type Database = {
         Args: { p_command: string; p_name: string; p_schedule: string };
         Returns: number;
       };
+      fold_employee_analytics: {
+        Args: Record<PropertyKey, never>;
+        Returns: number;
+      };
       gateway_admit: {
         Args: {
           p_check_limits?: boolean;
@@ -687,6 +804,34 @@ export type Database = {
           status: string;
         }[];
       };
+      hired_employee_config: {
+        Args: { p_hire_id: string };
+        Returns: {
+          custom_instructions: string;
+          employee_id: string;
+          generation_settings: Json;
+          hire_id: string;
+          is_active: boolean;
+          model: string;
+          nickname: string;
+          provider: string;
+          slug: string;
+          system_prompt: string;
+          tools: string[];
+          user_id: string;
+          version: number;
+        }[];
+      };
+      live_employee_analytics: {
+        Args: Record<PropertyKey, never>;
+        Returns: Database["public"]["Tables"]["employee_analytics"]["Row"][];
+        SetofOptions: {
+          from: "*";
+          to: "employee_analytics";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
       log_webhook_rejection: {
         Args: {
           p_event_id?: string;
@@ -717,6 +862,16 @@ export type Database = {
         };
         Returns: boolean;
       };
+      raise_api_error: {
+        Args: {
+          p_code: string;
+          p_details?: string;
+          p_hint?: string;
+          p_message: string;
+          p_status: number;
+        };
+        Returns: undefined;
+      };
       rate_limit_hit: {
         Args: {
           p_cost?: number;
@@ -745,6 +900,16 @@ export type Database = {
           remaining: number;
           reset_at: string;
         }[];
+      };
+      recompute_employee_analytics: {
+        Args: Record<PropertyKey, never>;
+        Returns: Database["public"]["Tables"]["employee_analytics"]["Row"][];
+        SetofOptions: {
+          from: "*";
+          to: "employee_analytics";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
       };
       release_expired_holds: {
         Args: Record<PropertyKey, never>;
@@ -881,6 +1046,277 @@ export type Database = {
   };
   public: {
     Tables: {
+      ai_employee_categories: {
+        Row: {
+          created_at: string;
+          description: string | null;
+          name: string;
+          slug: string;
+          sort_order: number;
+          updated_at: string;
+        };
+        Insert: {
+          created_at?: string;
+          description?: string | null;
+          name: string;
+          slug: string;
+          sort_order?: number;
+          updated_at?: string;
+        };
+        Update: {
+          created_at?: string;
+          description?: string | null;
+          name?: string;
+          slug?: string;
+          sort_order?: number;
+          updated_at?: string;
+        };
+        Relationships: [];
+      };
+      ai_employee_versions: {
+        Row: {
+          change_note: string | null;
+          created_at: string;
+          employee_id: string;
+          generation_settings: NonNullable<Json>;
+          model: string;
+          provider: string;
+          system_prompt: string;
+          tools: string[];
+          version: number;
+        };
+        Insert: {
+          change_note?: string | null;
+          created_at?: string;
+          employee_id: string;
+          generation_settings: NonNullable<Json>;
+          model: string;
+          provider: string;
+          system_prompt: string;
+          tools: string[];
+          version: number;
+        };
+        Update: {
+          change_note?: string | null;
+          created_at?: string;
+          employee_id?: string;
+          generation_settings?: NonNullable<Json>;
+          model?: string;
+          provider?: string;
+          system_prompt?: string;
+          tools?: string[];
+          version?: number;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "ai_employee_versions_employee_id_fkey";
+            columns: ["employee_id"];
+            isOneToOne: false;
+            referencedRelation: "ai_employees";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      ai_employees: {
+        Row: {
+          avatar_url: string | null;
+          capabilities: string[];
+          category: string;
+          change_note: string | null;
+          created_at: string;
+          current_version: number;
+          department: string;
+          display_cost: string | null;
+          generation_settings: NonNullable<Json>;
+          id: string;
+          is_listed: boolean;
+          level: string;
+          long_description: string | null;
+          metadata: NonNullable<Json>;
+          model: string;
+          name: string;
+          provider: string;
+          role: string;
+          search_vector: unknown;
+          short_description: string;
+          slug: string;
+          status: string;
+          system_prompt: string;
+          tools: string[];
+          updated_at: string;
+          workflows: NonNullable<Json>;
+        };
+        Insert: {
+          avatar_url?: string | null;
+          capabilities?: string[];
+          category: string;
+          change_note?: string | null;
+          created_at?: string;
+          current_version?: number;
+          department: string;
+          display_cost?: string | null;
+          generation_settings?: NonNullable<Json>;
+          id?: string;
+          is_listed?: never;
+          level: string;
+          long_description?: string | null;
+          metadata?: NonNullable<Json>;
+          model: string;
+          name: string;
+          provider: string;
+          role: string;
+          search_vector?: never;
+          short_description: string;
+          slug: string;
+          status?: string;
+          system_prompt: string;
+          tools?: string[];
+          updated_at?: string;
+          workflows?: NonNullable<Json>;
+        };
+        Update: {
+          avatar_url?: string | null;
+          capabilities?: string[];
+          category?: string;
+          change_note?: string | null;
+          created_at?: string;
+          current_version?: number;
+          department?: string;
+          display_cost?: string | null;
+          generation_settings?: NonNullable<Json>;
+          id?: string;
+          is_listed?: never;
+          level?: string;
+          long_description?: string | null;
+          metadata?: NonNullable<Json>;
+          model?: string;
+          name?: string;
+          provider?: string;
+          role?: string;
+          search_vector?: never;
+          short_description?: string;
+          slug?: string;
+          status?: string;
+          system_prompt?: string;
+          tools?: string[];
+          updated_at?: string;
+          workflows?: NonNullable<Json>;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "ai_employees_category_fkey";
+            columns: ["category"];
+            isOneToOne: false;
+            referencedRelation: "ai_employee_categories";
+            referencedColumns: ["slug"];
+          },
+        ];
+      };
+      employee_analytics: {
+        Row: {
+          active_hires: number;
+          active_users_30d: number;
+          average_rating: number | null;
+          employee_id: string;
+          folded_at: string;
+          hire_count: number;
+          last_hired_at: string | null;
+          rating_count: number;
+          rating_sum: number;
+          total_messages: number;
+          total_runs: number;
+        };
+        Insert: {
+          active_hires?: number;
+          active_users_30d?: number;
+          average_rating?: never;
+          employee_id: string;
+          folded_at?: string;
+          hire_count?: number;
+          last_hired_at?: string | null;
+          rating_count?: number;
+          rating_sum?: number;
+          total_messages?: number;
+          total_runs?: number;
+        };
+        Update: {
+          active_hires?: number;
+          active_users_30d?: number;
+          average_rating?: never;
+          employee_id?: string;
+          folded_at?: string;
+          hire_count?: number;
+          last_hired_at?: string | null;
+          rating_count?: number;
+          rating_sum?: number;
+          total_messages?: number;
+          total_runs?: number;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "employee_analytics_employee_id_fkey";
+            columns: ["employee_id"];
+            isOneToOne: true;
+            referencedRelation: "ai_employees";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      employee_ratings: {
+        Row: {
+          created_at: string;
+          employee_id: string;
+          employee_version: number;
+          id: string;
+          review: string | null;
+          stars: number;
+          updated_at: string;
+          user_id: string;
+        };
+        Insert: {
+          created_at?: string;
+          employee_id: string;
+          employee_version: number;
+          id?: string;
+          review?: string | null;
+          stars: number;
+          updated_at?: string;
+          user_id: string;
+        };
+        Update: {
+          created_at?: string;
+          employee_id?: string;
+          employee_version?: number;
+          id?: string;
+          review?: string | null;
+          stars?: number;
+          updated_at?: string;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "employee_ratings_user_id_fkey";
+            columns: ["user_id"];
+            isOneToOne: false;
+            referencedRelation: "users";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "rated_by_a_hirer";
+            columns: ["user_id", "employee_id"];
+            isOneToOne: true;
+            referencedRelation: "purchased_employees";
+            referencedColumns: ["user_id", "employee_id"];
+          },
+          {
+            foreignKeyName: "rated_version_exists";
+            columns: ["employee_id", "employee_version"];
+            isOneToOne: false;
+            referencedRelation: "ai_employee_versions";
+            referencedColumns: ["employee_id", "version"];
+          },
+        ];
+      };
       model_pricing: {
         Row: {
           cache_write_micro_usd_per_mtok: number | null;
@@ -1023,6 +1459,73 @@ export type Database = {
           micro_usd_per_mtok?: number;
         };
         Relationships: [];
+      };
+      purchased_employees: {
+        Row: {
+          custom_instructions: string | null;
+          deactivated_at: string | null;
+          employee_id: string;
+          hired_at: string;
+          id: string;
+          is_active: boolean;
+          last_used_at: string | null;
+          nickname: string | null;
+          pinned_at: string;
+          pinned_version: number;
+          updated_at: string;
+          user_id: string;
+        };
+        Insert: {
+          custom_instructions?: string | null;
+          deactivated_at?: string | null;
+          employee_id: string;
+          hired_at?: string;
+          id?: string;
+          is_active?: boolean;
+          last_used_at?: string | null;
+          nickname?: string | null;
+          pinned_at?: string;
+          pinned_version: number;
+          updated_at?: string;
+          user_id: string;
+        };
+        Update: {
+          custom_instructions?: string | null;
+          deactivated_at?: string | null;
+          employee_id?: string;
+          hired_at?: string;
+          id?: string;
+          is_active?: boolean;
+          last_used_at?: string | null;
+          nickname?: string | null;
+          pinned_at?: string;
+          pinned_version?: number;
+          updated_at?: string;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "pinned_version_exists";
+            columns: ["employee_id", "pinned_version"];
+            isOneToOne: false;
+            referencedRelation: "ai_employee_versions";
+            referencedColumns: ["employee_id", "version"];
+          },
+          {
+            foreignKeyName: "purchased_employees_employee_id_fkey";
+            columns: ["employee_id"];
+            isOneToOne: false;
+            referencedRelation: "ai_employees";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "purchased_employees_user_id_fkey";
+            columns: ["user_id"];
+            isOneToOne: false;
+            referencedRelation: "users";
+            referencedColumns: ["id"];
+          },
+        ];
       };
       subscription_plans: {
         Row: {
@@ -1599,6 +2102,7 @@ export type Database = {
       [_ in never]: never;
     };
     Functions: {
+      get_ai_employee: { Args: { p_slug: string }; Returns: Json };
       get_usage_summary: {
         Args: { p_from: string; p_to: string };
         Returns: {
@@ -1612,12 +2116,68 @@ export type Database = {
           requests: number;
         }[];
       };
+      hire_employee: {
+        Args: { p_slug: string };
+        Returns: {
+          custom_instructions: string | null;
+          deactivated_at: string | null;
+          employee_id: string;
+          hired_at: string;
+          id: string;
+          is_active: boolean;
+          last_used_at: string | null;
+          nickname: string | null;
+          pinned_at: string;
+          pinned_version: number;
+          updated_at: string;
+          user_id: string;
+        };
+        SetofOptions: {
+          from: "*";
+          to: "purchased_employees";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      list_ai_employees: {
+        Args: {
+          p_after?: string;
+          p_category?: string;
+          p_limit?: number;
+          p_query?: string;
+          p_sort?: string;
+        };
+        Returns: Json;
+      };
+      list_employee_reviews: {
+        Args: { p_after?: string; p_limit?: number; p_slug: string };
+        Returns: Json;
+      };
+      marketplace_catalog_version: {
+        Args: Record<PropertyKey, never>;
+        Returns: number;
+      };
+      upgrade_hired_employee: {
+        Args: { p_hire_id: string };
+        Returns: Database["public"]["CompositeTypes"]["hire_upgrade"];
+        SetofOptions: {
+          from: "*";
+          to: "hire_upgrade";
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
     };
     Enums: {
       [_ in never]: never;
     };
     CompositeTypes: {
-      [_ in never]: never;
+      hire_upgrade: {
+        hire_id: string | null;
+        from_version: number | null;
+        to_version: number | null;
+        upgraded: boolean | null;
+      };
     };
   };
 };
