@@ -1,6 +1,6 @@
 create or replace function private._ai_employee_card(p_employee public.ai_employees, p_analytics public.employee_analytics)
 returns jsonb
-language sql immutable
+language sql stable
 as $$
   select jsonb_build_object(
     'id', p_employee.id,

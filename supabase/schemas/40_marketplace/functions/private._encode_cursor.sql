@@ -1,5 +1,5 @@
 create or replace function private._encode_cursor(p_list text, p_fingerprint text, p_keys jsonb) returns text
-language sql immutable
+language sql stable
 as $$
   select translate(encode(convert_to(jsonb_build_object('l', p_list, 'f', p_fingerprint, 'k', p_keys)::text, 'UTF8'),
                           'base64'),

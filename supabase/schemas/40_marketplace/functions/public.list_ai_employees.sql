@@ -56,7 +56,7 @@ begin
   --   popular: most active hires, then most hires    rating: best average, then most ratings
   --   newest: latest created_at                      name: by name
   with candidates as (
-    select e as employee, a as analytics, e.category, e.id,
+    select e.id, e.category,
            case p_sort when 'popular' then -a.active_hires::numeric
                        when 'rating' then -coalesce(a.average_rating, 0)
                        when 'newest' then -extract(epoch from e.created_at)
@@ -76,8 +76,12 @@ begin
              order by c.k1, c.k2, c.k3, c.id
              limit p_limit + 1) c
   )
-  select coalesce((select jsonb_agg(private._ai_employee_card(p.employee, p.analytics) order by p.n)
-                     from page p where p.n <= p_limit), '[]'),
+  -- Cards for the page's rows only (the candidates carry just their keys).
+  select coalesce((select jsonb_agg(private._ai_employee_card(e, a) order by p.n)
+                     from page p
+                     join public.ai_employees e on e.id = p.id
+                     join private.live_employee_analytics() a on a.employee_id = p.id
+                    where p.n <= p_limit), '[]'),
          (select private._encode_cursor(p_sort, v_fingerprint, jsonb_build_array(p.k1::text, p.k2::text, p.k3, p.id))
             from page p where p.n = p_limit and exists (select 1 from page q where q.n > p_limit)),
          (select count(*) from candidates c where p_category is null or c.category = p_category),

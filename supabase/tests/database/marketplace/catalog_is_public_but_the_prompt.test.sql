@@ -5,7 +5,7 @@
 begin;
 \ir ../../_helpers.psql
 \ir ../../_fixtures/marketplace.psql
-select plan(40);
+select plan(41);
 
 select tests.create_marketplace_fixtures();
 select tests.create_employee('pgtap-cat-open') as open_id \gset
@@ -58,6 +58,8 @@ select results_eq(
   $$select slug from public.ai_employees where slug like 'pgtap-cat-%' order by slug$$,
   array['pgtap-cat-open', 'pgtap-cat-soon'],
   'A user who hired nothing reads the listed employees only');
+select ok((select count(*) from public.ai_employee_categories where slug like 'pgtap-%') = 2,
+  'A signed-in user reads the categories');
 select throws_ok($$select system_prompt from public.ai_employees$$, '42501', null,
   'A signed-in user cannot read the system prompt of ai_employees');
 select throws_ok($$select * from public.ai_employee_versions$$, '42501', null,
