@@ -7,6 +7,8 @@
 //                statements: exactly the statements PostgREST sends, without HTTP
 //   /rest/v1     the same operation sent by fetch to the API URL (gateway → Data API stand-in → Postgres),
 //                with the anon key and the user's access token, as supabase-js sends it
+//   service      the same request sent straight to the Data API stand-in (REST_PORT, 54341), without the
+//                gateway hop: what the stand-in itself costs
 //   floor        a primary-key lookup of one row in the same transaction shape (the least a request costs)
 //
 // Operations: a user's balance; the newest page (50) of their ledger; their usage summary for the month
@@ -43,6 +45,7 @@ const API_URL: string = stackEnv.API_URL;
 const ANON_KEY: string = stackEnv.ANON_KEY;
 const keys = await readKeys(`${Deno.env.get("STACK_DIR") ?? `${ROOT}.stack`}/keys.json`);
 const jwt = projectJwt(keys);
+const REST_SERVICE_URL = `http://127.0.0.1:${Deno.env.get("REST_PORT") ?? 54341}`;
 const progress = (msg: string) => console.error(`[bench:db] ${msg}`);
 
 const admin = postgres(DB_URL, { max: 4, onnotice: () => {} });
@@ -153,8 +156,11 @@ async function runSql(op: Operation, user: string) {
   });
 }
 
-async function runHttp(op: Operation, user: string) {
-  const res = await fetch(op.http(user));
+async function runHttp(op: Operation, user: string, base?: string) {
+  const request = op.http(user);
+  const res = await fetch(
+    base ? new Request(request.url.replace(`${API_URL}/rest/v1`, base), request) : request,
+  );
   await res.arrayBuffer();
   if (!res.ok) throw new Error(`${op.name}: HTTP ${res.status}`);
 }
@@ -165,9 +171,13 @@ async function measure(
   users: string[],
   concurrency: number,
 ): Promise<Stats> {
-  for (let i = 0; i < 50; i++) await run(users[i % users.length]); // warm-up
-  const latencies: number[] = [];
+  // Warm-up at the same concurrency (so every pooled connection is open before timing), not counted.
   let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < 20 * concurrency) await run(users[next++ % users.length]);
+  }));
+  const latencies: number[] = [];
+  next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < RUNS) {
@@ -195,9 +205,11 @@ try {
     for (const op of operations) {
       progress(`${op.name}, c=${concurrency}`);
       const direct = await measure((u) => runSql(op, u), ids, concurrency);
+      const service = await measure((u) => runHttp(op, u, REST_SERVICE_URL), ids, concurrency);
       const http = await measure((u) => runHttp(op, u), ids, concurrency);
       rows.push(
         `| ${op.name} | ${concurrency} | ${ms(direct.p50)} | ${ms(direct.p95)} | ${ms(direct.p99)} | ` +
+          `${ms(service.p50)} | ${ms(service.p95)} | ` +
           `${ms(http.p50)} | ${ms(http.p95)} | ${ms(http.p99)} | ${(http.p50 / direct.p50).toFixed(1)}× | ` +
           `${Math.round(direct.perSecond)} | ${Math.round(http.perSecond)} |`,
       );
