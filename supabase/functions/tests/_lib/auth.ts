@@ -16,7 +16,7 @@ import { stack } from "./stack.ts";
 export const AUTH_URL = `${stack.apiUrl}/auth/v1`;
 const SERVER = new URL("../../../../scripts/stack/auth/server.ts", import.meta.url).pathname;
 
-export const testEmail = () => `auth-test-${crypto.randomUUID()}@example.com`;
+export const testEmail = (domain = "example.com") => `auth-test-${crypto.randomUUID()}@${domain}`;
 export const testPassword = () => `pw-${crypto.randomUUID()}`;
 
 /** A loopback address other than 127.0.0.1, fresh for each call. */
@@ -55,8 +55,8 @@ export type SignedUp = { client: TestClient; email: string; password: string; se
 /** What one test uses, all undone when it ends: clients closed, its users (by email) deleted. */
 export type AuthScenario = {
   sql: Sql;
-  /** A new test email, deleted with its user at the end. */
-  email: () => string;
+  /** A new test email (at example.com unless told), deleted with its user at the end. */
+  email: (domain?: string) => string;
   client: (options?: Parameters<typeof testClient>[0]) => TestClient;
   /** A user signed up through supabase-js (the client holds the session). */
   signUp: (data?: Record<string, unknown>) => Promise<SignedUp>;
@@ -68,8 +68,8 @@ export async function authScenario(fn: (s: AuthScenario) => Promise<void>): Prom
   const clients: TestClient[] = [];
   const scenario: AuthScenario = {
     sql,
-    email: () => {
-      const email = testEmail();
+    email: (domain) => {
+      const email = testEmail(domain);
       emails.push(email);
       return email;
     },
