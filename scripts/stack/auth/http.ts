@@ -71,6 +71,11 @@ function isIp(value: string): boolean {
   return URL.canParse(`http://[${value}]/`);
 }
 
+/** The audience a request is for: its X-JWT-AUD header, else `fallback` (Auth's default audience). */
+export function requestAudience(req: Request, fallback: string): string {
+  return req.headers.get("x-jwt-aud") || fallback;
+}
+
 /** The bearer token of the Authorization header, or 401 no_authorization. */
 export function bearerToken(req: Request): string {
   const token = req.headers.get("authorization")?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];

@@ -59,9 +59,6 @@ Deno.addSignalListener("SIGHUP", async () => {
     log("error", "SIGHUP: could not restart, keeping the previous settings", { error: String(e) });
   }
 });
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.addSignalListener(signal, () => Deno.exit(0));
-}
 
 Deno.serve(
   {

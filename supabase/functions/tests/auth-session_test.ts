@@ -110,6 +110,21 @@ Deno.test("getUser answers the signed-in user from GET /user", async () => {
   });
 });
 
+Deno.test("GET /user for another audience (X-JWT-AUD) than the token's is 400 validation_failed", async () => {
+  await authScenario(async ({ signUp }) => {
+    const { session } = await signUp();
+    const res = await authFetch("/user", {
+      token: session.access_token,
+      headers: { ...V2024, "x-jwt-aud": "other" },
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body, {
+      code: "validation_failed",
+      message: "Token audience doesn't match request audience",
+    });
+  });
+});
+
 Deno.test("GET /user without a token is 401 no_authorization; a forged or key token is 403 bad_jwt", async () => {
   const none = await authFetch("/user", { headers: V2024 });
   assert.equal(none.status, 401);

@@ -218,6 +218,11 @@ Deno.test("GET /health answers as Auth does, GET /settings shows email sign-ups 
   const health = await authFetch("/health");
   assert.equal(health.status, 200);
   assert.equal(health.body?.name, "GoTrue");
+  // Browsers may read the headers auth-js and listUsers rely on.
+  assert.equal(
+    health.headers.get("access-control-expose-headers"),
+    "X-Total-Count, Link, X-Supabase-Api-Version",
+  );
   const settings = await authFetch("/settings");
   assert.equal(settings.status, 200);
   assert.deepEqual(settings.body?.external, { anonymous_users: false, email: true, phone: false });

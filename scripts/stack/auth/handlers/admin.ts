@@ -11,7 +11,7 @@ import { requireAdmin } from "../authenticate.ts";
 import type { AuthService, Handler } from "../context.ts";
 import { parseGoDuration } from "../duration.ts";
 import { badRequest, notFound, unprocessable } from "../errors.ts";
-import { type Body, field, json, readBody } from "../http.ts";
+import { type Body, field, json, readBody, requestAudience } from "../http.ts";
 import { deleteUserSessions } from "../store/sessions.ts";
 import {
   confirmEmail,
@@ -45,7 +45,7 @@ export const adminListUsers: Handler = async (service, { req, url }) => {
   const page = Math.max(1, pageParameter(url, "page") ?? 1);
   const perPageAsked = pageParameter(url, "per_page") ?? 50;
   const perPage = perPageAsked < 1 ? 20 : perPageAsked;
-  const aud = requestAudience(service, req);
+  const aud = requestAudience(req, service.config.audience);
   const { users, total } = await listUsers(
     service.db,
     aud,
@@ -62,7 +62,7 @@ export const adminCreateUser: Handler = async (service, { req }) => {
   await requireAdmin(service, req);
   const body = await readBody(req);
   const params = adminParams(body);
-  const aud = field(body, "aud", "string") || requestAudience(service, req);
+  const aud = field(body, "aud", "string") || requestAudience(req, service.config.audience);
   if (!params.email && !params.phone) {
     throw badRequest("validation_failed", "Cannot create a user without either an email or phone");
   }
@@ -233,10 +233,6 @@ function paginationLinks(url: URL, page: number, perPage: number, total: number)
   };
   const next = totalPages > page ? `${link(page + 1)}; rel="next", ` : "";
   return `${next}${link(totalPages)}; rel="last"`;
-}
-
-function requestAudience(service: AuthService, req: Request): string {
-  return req.headers.get("x-jwt-aud") || service.config.audience;
 }
 
 /** A password for a user created without one (64 characters, as Auth generates). */

@@ -4,7 +4,7 @@
 // sign-ups enabled, the password, the provider, the email; an email already confirmed is 422 user_already_exists.
 import type { Handler } from "../context.ts";
 import { badRequest, tooManyRequests, unprocessable } from "../errors.ts";
-import { field, json, readBody } from "../http.ts";
+import { field, json, readBody, requestAudience } from "../http.ts";
 import {
   confirmEmail,
   findUserByEmail,
@@ -44,13 +44,14 @@ export const signup: Handler = async (service, { req, client }) => {
   if (phone !== "") throw badRequest("phone_provider_disabled", "Phone signups are disabled");
   if (!config.email.enableSignup) throw badRequest("email_provider_disabled", "Email signups are disabled");
   const email = validEmail(rawEmail);
+  const aud = requestAudience(req, config.audience);
   const confirmAtOnce = !config.email.enableConfirmations;
   // Where hosted Auth would send the confirmation mail, it first checks the address can be mailed.
   if (!confirmAtOnce) assertMailable(email);
 
   const answer = await service.db.begin(async (tx) => {
     await lockEmail(tx, email);
-    const existing = await findUserByEmail(tx, email, config.audience);
+    const existing = await findUserByEmail(tx, email, aud);
     if (existing?.email_confirmed_at) {
       if (confirmAtOnce) throw unprocessable("user_already_exists", "User already registered");
       return { alreadyRegistered: true as const };
@@ -59,7 +60,7 @@ export const signup: Handler = async (service, { req, client }) => {
     const userId = existing?.id ?? await insertUser(tx, {
       email,
       password,
-      aud: config.audience,
+      aud,
       role: config.defaultRole,
       userMetadata: data,
       appMetadata: EMAIL_PROVIDER_METADATA,
@@ -75,7 +76,7 @@ export const signup: Handler = async (service, { req, client }) => {
   if ("session" in answer) return json(answer.session);
   if ("user" in answer && answer.user) return json(userJson(answer.user));
   // Confirmations on and the address taken: Auth answers with a made-up user, so the answer does not tell.
-  return json(obfuscatedUser(email, data, config.audience));
+  return json(obfuscatedUser(email, data, aud));
 };
 
 function obfuscatedUser(email: string, data: Json, aud: string) {

@@ -5,7 +5,7 @@
 import { isBanned } from "../authenticate.ts";
 import type { AuthService, Call, Handler } from "../context.ts";
 import { badRequest, tooManyRequests, unprocessable } from "../errors.ts";
-import { field, json, readBody } from "../http.ts";
+import { field, json, readBody, requestAudience } from "../http.ts";
 import { refreshSession } from "../refresh.ts";
 import { findUserByEmail, passwordMatches } from "../store/users.ts";
 import { issueSession } from "../tokens.ts";
@@ -45,7 +45,7 @@ async function passwordGrant(service: AuthService, { req, client }: Call): Promi
   if (email === "") throw badRequest("validation_failed", "missing email or phone");
   if (!config.email.enableSignup) throw unprocessable("email_provider_disabled", "Email logins are disabled");
 
-  const user = await findUserByEmail(service.db, email, config.audience);
+  const user = await findUserByEmail(service.db, email, requestAudience(req, config.audience));
   if (!user || !user.has_password) throw badRequest("invalid_credentials", INVALID_LOGIN);
   if (isBanned(user)) throw badRequest("user_banned", "User is banned");
   if (!await passwordMatches(service.db, user.id, password)) {

@@ -6,7 +6,7 @@
 import { requireUser } from "../authenticate.ts";
 import type { Handler } from "../context.ts";
 import { badRequest, forbidden, unprocessable } from "../errors.ts";
-import { field, json, readBody } from "../http.ts";
+import { field, json, readBody, requestAudience } from "../http.ts";
 import { deleteOtherSessions, deleteUserSessions } from "../store/sessions.ts";
 import {
   emailTaken,
@@ -24,9 +24,9 @@ import { assertStrongPassword, validEmail } from "../validation.ts";
 
 export const getUser: Handler = async (service, { req }) => {
   const { claims, user } = await requireUser(service, req);
-  const audience = req.headers.get("x-jwt-aud") || service.config.audience;
   const tokenAudience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
-  if (tokenAudience !== audience) {
+  // The request's audience is its X-JWT-AUD header, else the token's own (Auth's rule), so only a header can differ.
+  if (tokenAudience !== requestAudience(req, tokenAudience ?? service.config.audience)) {
     throw badRequest("validation_failed", "Token audience doesn't match request audience");
   }
   return json(userJson(user));
