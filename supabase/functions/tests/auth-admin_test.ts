@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { isAuthApiError } from "npm:@supabase/supabase-js@2.119.0";
 import { decodeJwt } from "npm:jose@6.2.18";
+import { parseGoDuration } from "../../../scripts/stack/auth/duration.ts";
 import { authFetch, authScenario } from "./_lib/auth.ts";
 import type { Sql } from "./_lib/db.ts";
 import { stack } from "./_lib/stack.ts";
@@ -100,6 +101,30 @@ Deno.test("createUser with a taken email is 422 email_exists; without an email i
   });
 });
 
+Deno.test("createUser takes the id it is given; a malformed, nil or taken id and a phone user are refused", async () => {
+  await authScenario(async ({ client, email }) => {
+    const admin = client({ key: "service_role" }).supabase.auth.admin;
+    const id = crypto.randomUUID();
+    const made = await admin.createUser({ id, email: email(), password: "long-enough-1" });
+    assert.equal(made.data.user?.id, id);
+    const refusals = [
+      { attributes: { id: "42", email: email() }, status: 400, code: "validation_failed" },
+      {
+        attributes: { id: "00000000-0000-0000-0000-000000000000", email: email() },
+        status: 400,
+        code: "validation_failed",
+      },
+      { attributes: { id, email: email() }, status: 422, code: "user_already_exists" },
+      { attributes: { phone: "+15555550100" }, status: 400, code: "validation_failed" },
+    ];
+    for (const r of refusals) {
+      const { error } = await admin.createUser({ password: "long-enough-1", ...r.attributes });
+      assert.equal(error?.status, r.status, JSON.stringify(r.attributes));
+      assert.equal(error?.code, r.code);
+    }
+  });
+});
+
 Deno.test("listUsers pages newest first with Auth's Link and X-Total-Count (seen through auth-js)", async () => {
   await authScenario(async ({ client, email }) => {
     // A private audience, so other tests' users do not change the counts.
@@ -132,6 +157,18 @@ Deno.test("listUsers pages newest first with Auth's Link and X-Total-Count (seen
     assert.equal(
       raw.headers.get("link"),
       '</admin/users?page=2&per_page=2>; rel="next", </admin/users?page=2&per_page=2>; rel="last"',
+    );
+    const filtered = await authFetch(
+      `/admin/users?filter=${encodeURIComponent(first.data.users[0].email!)}`,
+      {
+        token: stack.serviceRoleKey,
+        headers: { "x-jwt-aud": aud },
+      },
+    );
+    assert.deepEqual(
+      (filtered.body?.users as { id: string }[]).map((u) => u.id),
+      [made[2]],
+      "filter matches the email",
     );
     const bad = await authFetch("/admin/users?page=x", { token: stack.serviceRoleKey, headers: V2024 });
     assert.equal(bad.status, 400);
@@ -175,6 +212,44 @@ Deno.test("updateUserById sets app_metadata and user_metadata (merged; null remo
       providers: ["email"],
       plan: "pro",
     });
+  });
+});
+
+Deno.test("updateUserById changes the email (identity and public.users follow) unless another user has it", async () => {
+  await authScenario(async ({ sql, signUp, client, email }) => {
+    const { user, password } = await signUp();
+    const { email: taken } = await signUp();
+    const admin = client({ key: "service_role" }).supabase.auth.admin;
+    const next = email();
+    const { data, error } = await admin.updateUserById(user.id, { email: next, email_confirm: true });
+    assert.equal(error, null);
+    assert.equal(data.user?.email, next);
+    const [row] = await sql`
+      select i.email as identity_email, i.identity_data ->> 'email_verified' as verified, p.email as product_email
+        from auth.identities i join public.users p on p.id = i.user_id where i.user_id = ${user.id}`;
+    assert.deepEqual({ ...row }, { identity_email: next, verified: "true", product_email: next });
+    assert.equal((await client().supabase.auth.signInWithPassword({ email: next, password })).error, null);
+    const clash = await admin.updateUserById(user.id, { email: taken });
+    assert.equal(clash.error?.status, 422);
+    assert.equal(clash.error?.code, "email_exists");
+  });
+});
+
+Deno.test("updateUserById sets the role; a user in Auth's admin group (role admin) may change its own app_metadata", async () => {
+  await authScenario(async ({ signUp, client }) => {
+    const { user, email, password } = await signUp();
+    const admin = client({ key: "service_role" }).supabase.auth.admin;
+    assert.equal((await admin.updateUserById(user.id, { role: "admin" })).data.user?.role, "admin");
+    const { data: signIn } = await client().supabase.auth.signInWithPassword({ email, password });
+    assert.equal(decodeJwt(signIn.session!.access_token).role, "admin");
+    const res = await authFetch("/user", {
+      method: "PUT",
+      token: signIn.session!.access_token,
+      body: { app_metadata: { tier: "staff" } },
+      headers: V2024,
+    });
+    assert.equal(res.status, 200);
+    assert.equal((res.body?.app_metadata as Record<string, unknown>).tier, "staff");
   });
 });
 
@@ -230,4 +305,14 @@ Deno.test("deleteUser(id, true) soft-deletes: the row stays with deleted_at, era
     assert.equal(signIn.error?.code, "invalid_credentials");
     await sql`delete from auth.users where id = ${user.id}`;
   });
+});
+
+Deno.test("ban_duration is read as a Go duration (h, m, s, ms, fractions), as Auth reads it", () => {
+  assert.equal(parseGoDuration("24h"), 86_400);
+  assert.equal(parseGoDuration("1h30m"), 5_400);
+  assert.equal(parseGoDuration("1.5h"), 5_400);
+  assert.equal(parseGoDuration("90s"), 90);
+  assert.equal(parseGoDuration("1500ms"), 1.5);
+  assert.equal(parseGoDuration("0"), 0);
+  for (const bad of ["", "1 day", "1d", "h", "12"]) assert.equal(parseGoDuration(bad), null, bad);
 });

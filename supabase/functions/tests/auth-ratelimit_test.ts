@@ -7,9 +7,31 @@ import { isAuthApiError } from "npm:@supabase/supabase-js@2.119.0";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAuthConfig } from "../../../scripts/stack/auth/config.ts";
+import { clientIp } from "../../../scripts/stack/auth/http.ts";
+import { RateLimiter } from "../../../scripts/stack/auth/rate-limit.ts";
 import { authScenario, loopbackIp, startAuthInstance, testPassword } from "./_lib/auth.ts";
 
 const CONFIG_FILE = join(fileURLToPath(new URL("../../config.toml", import.meta.url)));
+
+Deno.test("a bucket holds `limit` requests and refills at `limit` per 5 minutes, per IP", () => {
+  let now = 0;
+  const limiter = new RateLimiter(30, () => now);
+  for (let i = 0; i < 30; i++) assert.equal(limiter.take("203.0.113.1"), true);
+  assert.equal(limiter.take("203.0.113.1"), false);
+  assert.equal(limiter.take("203.0.113.2"), true, "another IP has its own bucket");
+  now += 10_000; // 10 s at 30 per 300 s: one request's worth
+  assert.equal(limiter.take("203.0.113.1"), true);
+  assert.equal(limiter.take("203.0.113.1"), false);
+});
+
+Deno.test("the client IP is the first X-Forwarded-For entry when it is an IP, else the peer's address", () => {
+  const req = (xff?: string) =>
+    new Request("http://auth/", { headers: xff ? { "x-forwarded-for": xff } : {} });
+  assert.equal(clientIp(req("203.0.113.9, 10.0.0.1"), "127.0.0.1"), "203.0.113.9");
+  assert.equal(clientIp(req("2001:db8::1"), "127.0.0.1"), "2001:db8::1");
+  assert.equal(clientIp(req("not-an-ip"), "127.0.0.1"), "127.0.0.1");
+  assert.equal(clientIp(req(), "::1"), "::1");
+});
 
 Deno.test("through the gateway, one IP gets config.toml's sign_in_sign_ups sign-ins and sign-ups, then 429", async () => {
   const { rateLimits } = await loadAuthConfig(CONFIG_FILE);

@@ -45,6 +45,27 @@ Deno.test("signInWithPassword with a wrong password or an unknown email is the s
   });
 });
 
+Deno.test("signInWithPassword without an email, with a phone, or with both is refused as Auth refuses it", async () => {
+  const cases = [
+    { body: { password: "x" }, status: 400, code: "validation_failed" },
+    { body: { phone: "+15555550100", password: "x" }, status: 422, code: "phone_provider_disabled" },
+    {
+      body: { email: "a@example.com", phone: "+15555550100", password: "x" },
+      status: 400,
+      code: "validation_failed",
+    },
+  ];
+  for (const c of cases) {
+    const res = await authFetch("/token?grant_type=password", {
+      method: "POST",
+      body: c.body,
+      headers: V2024,
+    });
+    assert.equal(res.status, c.status, JSON.stringify(c.body));
+    assert.equal(res.body?.code, c.code);
+  }
+});
+
 Deno.test("signInWithPassword of a user whose email is not confirmed is 400 email_not_confirmed", async () => {
   await authScenario(async ({ client, email }) => {
     const admin = client({ key: "service_role" }).supabase.auth.admin;
@@ -83,14 +104,22 @@ Deno.test("signInWithPassword with a password today's rules call weak signs in a
   });
 });
 
-Deno.test("signInWithPassword refuses a banned user (400 user_banned) until the ban is lifted", async () => {
+Deno.test("a banned user cannot sign in, refresh or use /user (user_banned) until the ban is lifted", async () => {
   await authScenario(async ({ signUp, client }) => {
-    const { user, email, password } = await signUp();
+    const { user, email, password, session } = await signUp();
     const admin = client({ key: "service_role" }).supabase.auth.admin;
-    assert.equal((await admin.updateUserById(user.id, { ban_duration: "24h" })).error, null);
+    const banning = await admin.updateUserById(user.id, { ban_duration: "1h30m" });
+    assert.ok(new Date(banning.data.user!.banned_until!).getTime() > Date.now() + 89 * 60_000);
     const banned = await client().supabase.auth.signInWithPassword({ email, password });
     assert.ok(isAuthApiError(banned.error), String(banned.error));
     assert.equal(banned.error.code, "user_banned");
+    const refresh = await client().supabase.auth.refreshSession({ refresh_token: session.refresh_token });
+    assert.equal(refresh.error?.code, "user_banned");
+    const me = await authFetch("/user", { token: session.access_token, headers: V2024 });
+    assert.equal(me.status, 403);
+    assert.equal(me.body?.code, "user_banned");
+    const badDuration = await admin.updateUserById(user.id, { ban_duration: "1 day" });
+    assert.equal(badDuration.error?.code, "validation_failed");
     assert.equal((await admin.updateUserById(user.id, { ban_duration: "none" })).error, null);
     assert.equal((await client().supabase.auth.signInWithPassword({ email, password })).error, null);
   });
@@ -142,6 +171,24 @@ Deno.test("GET /user without a token is 401 no_authorization; a forged or key to
   assert.equal(anonKey.status, 403);
   assert.equal(anonKey.body?.code, "bad_jwt");
   assert.equal(anonKey.body?.message, "invalid claim: missing sub claim");
+});
+
+Deno.test("GET /user with a sub or session_id that is not a UUID is refused as bad_jwt", async () => {
+  await authScenario(async ({ signUp }) => {
+    const { user } = await signUp();
+    const notUuidSub = await authFetch("/user", {
+      token: await es256({ sub: "admin", role: "authenticated" }),
+      headers: V2024,
+    });
+    assert.equal(notUuidSub.status, 400);
+    assert.equal(notUuidSub.body?.code, "bad_jwt");
+    const badSession = await authFetch("/user", {
+      token: await es256({ sub: user.id, role: "authenticated", aud: "authenticated", session_id: "x" }),
+      headers: V2024,
+    });
+    assert.equal(badSession.status, 403);
+    assert.equal(badSession.body?.code, "bad_jwt");
+  });
 });
 
 Deno.test("GET /user with the token of a user that no longer exists is 403 user_not_found", async () => {

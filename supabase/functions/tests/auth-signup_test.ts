@@ -130,6 +130,11 @@ Deno.test("signUp refuses a malformed email, a missing password and one over 72 
         password: "long-enough-1",
         message: "Unable to validate email address: invalid format",
       },
+      {
+        email: `${"a".repeat(250)}@example.com`,
+        password: "long-enough-1",
+        message: "An email address is too long",
+      },
       { email: testEmail(), password: "", message: "Signup requires a valid password" },
       {
         email: testEmail(),
@@ -167,6 +172,38 @@ Deno.test("signUp with a phone number is 400 phone_provider_disabled ([auth.sms]
     assert.ok(isAuthApiError(error), String(error));
     assert.equal(error.status, 400);
     assert.equal(error.code, "phone_provider_disabled");
+  });
+});
+
+Deno.test("a body over 1 MiB is 413 request_entity_too_large", async () => {
+  const res = await authFetch("/signup", {
+    method: "POST",
+    body: { email: testEmail(), password: "long-enough-1", data: { blob: "x".repeat(1024 * 1024) } },
+    headers: { "x-supabase-api-version": "2024-01-01" },
+  });
+  assert.equal(res.status, 413);
+  assert.equal(res.body?.code, "request_entity_too_large");
+});
+
+Deno.test("signUp of an address an admin created unconfirmed confirms it and signs in, keeping its password", async () => {
+  await authScenario(async ({ sql, client, email }) => {
+    // Auth's behaviour with confirmations off: the existing unconfirmed user is confirmed as it is.
+    const address = email();
+    const admin = client({ key: "service_role" }).supabase.auth.admin;
+    const { data: created } = await admin.createUser({ email: address, password: "set-by-admin-1" });
+    const { data, error } = await client().supabase.auth.signUp({
+      email: address,
+      password: "chosen-at-signup",
+    });
+    assert.equal(error, null);
+    assert.equal(data.user?.id, created.user?.id);
+    assert.ok(data.session && data.user?.email_confirmed_at);
+    assert.equal(await userCount(sql, address), 1);
+    const signIn = await client().supabase.auth.signInWithPassword({
+      email: address,
+      password: "set-by-admin-1",
+    });
+    assert.equal(signIn.error, null, "the password is still the admin's");
   });
 });
 
@@ -230,4 +267,6 @@ Deno.test("GET /health answers as Auth does, GET /settings shows email sign-ups 
   assert.equal(settings.body?.mailer_autoconfirm, true);
   const unknown = await authFetch("/no-such-endpoint");
   assert.equal(unknown.status, 404);
+  const wrongMethod = await authFetch("/signup", { method: "DELETE" });
+  assert.equal(wrongMethod.status, 405);
 });
