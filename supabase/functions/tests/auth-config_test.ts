@@ -65,6 +65,19 @@ Deno.test("with enable_signup = false, signUp is 422 signup_disabled while exist
   });
 });
 
+Deno.test("with [auth.email] enable_signup = false, email sign-ups and sign-ins are email_provider_disabled", async () => {
+  await using auth = await startAuthInstance({ SUPABASE_AUTH_EMAIL_ENABLE_SIGNUP: "false" });
+  await authScenario(async ({ signUp, email }) => {
+    const { email: existing, password } = await signUp();
+    const up = await auth.client().signUp({ email: email(), password: testPassword() });
+    assert.equal(up.error?.status, 400);
+    assert.equal(up.error?.code, "email_provider_disabled");
+    const signIn = await auth.client().signInWithPassword({ email: existing, password });
+    assert.equal(signIn.error?.status, 422);
+    assert.equal(signIn.error?.code, "email_provider_disabled");
+  });
+});
+
 Deno.test("stricter password rules, a shorter jwt_expiry and rotation off are honoured", async () => {
   await using auth = await startAuthInstance({
     SUPABASE_AUTH_MINIMUM_PASSWORD_LENGTH: "10",
