@@ -23,6 +23,8 @@ export const unauthorized = (code: string, message: string) => new AuthError(401
 export const forbidden = (code: string, message: string) => new AuthError(403, code, message);
 export const notFound = (code: string, message: string) => new AuthError(404, code, message);
 export const unprocessable = (code: string, message: string) => new AuthError(422, code, message);
+export const emailExists = () =>
+  new AuthError(422, "email_exists", "A user with this email address has already been registered");
 export const tooManyRequests = () =>
   new AuthError(429, "over_request_rate_limit", "Request rate limit reached");
 export const weakPassword = (message: string, reasons: readonly string[]) =>

@@ -10,12 +10,13 @@
 import { requireAdmin } from "../authenticate.ts";
 import type { AuthService, Handler } from "../context.ts";
 import { parseGoDuration } from "../duration.ts";
-import { badRequest, notFound, unprocessable } from "../errors.ts";
+import { badRequest, emailExists, notFound, unprocessable } from "../errors.ts";
 import { type Body, field, json, readBody, requestAudience } from "../http.ts";
 import { deleteUserSessions } from "../store/sessions.ts";
 import {
   confirmEmail,
   deleteUser,
+  EMAIL_APP_METADATA,
   emailTaken,
   findUserById,
   insertEmailIdentity,
@@ -34,11 +35,9 @@ import {
 } from "../store/users.ts";
 import { userJson } from "../user-json.ts";
 import { assertPasswordLength, assertStrongPassword, validEmail } from "../validation.ts";
-import { EMAIL_PROVIDER_METADATA } from "./signup.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NIL_UUID = "00000000-0000-0000-0000-000000000000";
-const EMAIL_TAKEN = "A user with this email address has already been registered";
 
 export const adminListUsers: Handler = async (service, { req, url }) => {
   await requireAdmin(service, req);
@@ -84,7 +83,7 @@ export const adminCreateUser: Handler = async (service, { req }) => {
 
   const created = await service.db.begin(async (tx) => {
     await lockEmail(tx, email);
-    if (await emailTaken(tx, email, aud)) throw unprocessable("email_exists", EMAIL_TAKEN);
+    if (await emailTaken(tx, email, aud)) throw emailExists();
     if (id && await findUserById(tx, id)) {
       throw unprocessable("user_already_exists", "A user with this ID already exists");
     }
@@ -95,7 +94,7 @@ export const adminCreateUser: Handler = async (service, { req }) => {
       aud,
       role: params.role || service.config.defaultRole,
       userMetadata: params.userMetadata ?? {},
-      appMetadata: EMAIL_PROVIDER_METADATA,
+      appMetadata: EMAIL_APP_METADATA,
     });
     await insertEmailIdentity(tx, userId, email, { email_verified: false, phone_verified: false });
     if (params.appMetadata) await mergeAppMetadata(tx, userId, params.appMetadata);
@@ -133,7 +132,7 @@ export const adminUpdateUser: Handler = async (service, { req, params: path }) =
     if (email) {
       await lockEmail(tx, email);
       if (email !== user.email && await emailTaken(tx, email, user.aud, user.id)) {
-        throw unprocessable("email_exists", EMAIL_TAKEN);
+        throw emailExists();
       }
       if (user.identities.some((i) => i.provider === "email")) {
         await updateEmailIdentity(tx, user.id, { email, email_verified: params.emailConfirm });

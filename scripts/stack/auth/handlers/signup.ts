@@ -7,6 +7,7 @@ import { badRequest, tooManyRequests, unprocessable } from "../errors.ts";
 import { field, json, readBody, requestAudience } from "../http.ts";
 import {
   confirmEmail,
+  EMAIL_APP_METADATA,
   findUserByEmail,
   findUserById,
   insertEmailIdentity,
@@ -17,8 +18,6 @@ import {
 import { issueSession } from "../tokens.ts";
 import { userJson } from "../user-json.ts";
 import { assertMailable, assertStrongPassword, validEmail } from "../validation.ts";
-
-export const EMAIL_PROVIDER_METADATA = { provider: "email", providers: ["email"] };
 
 export const signup: Handler = async (service, { req, client }) => {
   const { config } = service;
@@ -63,7 +62,7 @@ export const signup: Handler = async (service, { req, client }) => {
       aud,
       role: config.defaultRole,
       userMetadata: data,
-      appMetadata: EMAIL_PROVIDER_METADATA,
+      appMetadata: EMAIL_APP_METADATA,
     });
     if (!existing?.identities.some((i) => i.provider === "email")) {
       await insertEmailIdentity(tx, userId, email, { ...data, email_verified: false, phone_verified: false });
@@ -88,7 +87,7 @@ function obfuscatedUser(email: string, data: Json, aud: string) {
     email,
     phone: "",
     confirmation_sent_at: now,
-    app_metadata: EMAIL_PROVIDER_METADATA,
+    app_metadata: EMAIL_APP_METADATA,
     user_metadata: data,
     identities: [],
     created_at: now,

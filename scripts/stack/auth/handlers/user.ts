@@ -5,7 +5,7 @@
 // never the user's to change: 403 not_admin.
 import { requireUser } from "../authenticate.ts";
 import type { Handler } from "../context.ts";
-import { badRequest, forbidden, unprocessable } from "../errors.ts";
+import { badRequest, emailExists, forbidden, unprocessable } from "../errors.ts";
 import { field, json, readBody, requestAudience } from "../http.ts";
 import { deleteOtherSessions, deleteUserSessions } from "../store/sessions.ts";
 import {
@@ -55,7 +55,7 @@ export const updateUser: Handler = async (service, { req }) => {
   }
   const newEmail = email !== null && email !== user.email ? email : null;
   if (newEmail && await emailTaken(db, newEmail, user.aud, user.id)) {
-    throw unprocessable("email_exists", "A user with this email address has already been registered");
+    throw emailExists();
   }
   if (password && user.has_password && await passwordMatches(db, user.id, password)) {
     throw unprocessable("same_password", "New password should be different from the old password.");
@@ -73,7 +73,7 @@ export const updateUser: Handler = async (service, { req }) => {
     if (newEmail) {
       await lockEmail(tx, newEmail);
       if (await emailTaken(tx, newEmail, user.aud, user.id)) {
-        throw unprocessable("email_exists", "A user with this email address has already been registered");
+        throw emailExists();
       }
       await setEmail(tx, user.id, newEmail);
       await updateEmailIdentity(tx, user.id, { email: newEmail });

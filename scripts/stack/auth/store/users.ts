@@ -39,6 +39,9 @@ export type UserRecord = {
   has_password: boolean;
 };
 
+/** The app_metadata Auth gives an email user. */
+export const EMAIL_APP_METADATA = { provider: "email", providers: ["email"] };
+
 /** The instance every row belongs to (Auth's single-tenant instance id). */
 const INSTANCE_ID = "00000000-0000-0000-0000-000000000000";
 
