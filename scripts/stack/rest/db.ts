@@ -8,7 +8,8 @@ import { log } from "./log.ts";
 import type { Statement } from "./statements.ts";
 
 /** REST_LOG_SQL=1: log the SQL (and parameters) of failing statements, for debugging the stand-in itself. */
-const LOG_SQL = Deno.env.get("REST_LOG_SQL") === "1";
+const LOG_SQL = Deno.env.get("REST_LOG_SQL") === "1" || Deno.env.get("REST_LOG_SQL") === "all";
+const LOG_ALL_SQL = Deno.env.get("REST_LOG_SQL") === "all";
 
 export type Row = Record<string, unknown>;
 
@@ -43,13 +44,31 @@ export function isConnectionError(e: unknown): boolean {
     !(e as { severity?: string }).severity;
 }
 
+/**
+ * Every parameter is request text, to be read by PostgreSQL's input function for the type it infers (as
+ * PostgREST binds "unknown" literals). postgres.js would re-encode a value for the type the server reports
+ * (a JSON string again for json, 't'/'f' for booleans, an ISO date): these types pass text through unchanged.
+ */
+const PASS_THROUGH: Record<string, postgres.PostgresType> = {
+  json: {
+    to: 114,
+    from: [114, 3802],
+    serialize: (x: unknown) => String(x),
+    parse: (x: string) => JSON.parse(x),
+  },
+  boolean: { to: 16, from: [16], serialize: (x: unknown) => String(x), parse: (x: string) => x === "t" },
+  date: { to: 1184, from: [1082, 1114, 1184], serialize: (x: unknown) => String(x), parse: (x: string) => x },
+  bytea: { to: 17, from: [17], serialize: (x: unknown) => String(x), parse: (x: string) => x },
+};
+
 export class Database {
   readonly sql: postgres.Sql;
 
   constructor(url: string, private readonly opts: { poolSize: number; acquisitionTimeoutMs: number }) {
     this.sql = postgres(url, {
       max: opts.poolSize,
-      prepare: false,
+      prepare: true,
+      types: PASS_THROUGH,
       idle_timeout: 60,
       connect_timeout: 5,
       onnotice: () => {},
@@ -84,8 +103,12 @@ export class Database {
   ): Promise<TxResult> {
     const iso = tx.isolation && ISOLATION.has(tx.isolation) ? tx.isolation : "read committed";
     const conn = await this.reserve();
+    if (LOG_ALL_SQL) log("info", "statement", { main: main.text, params: main.params });
     try {
-      const run = (s: Statement) => conn.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[]);
+      // Prepared (named) statements: after the first run of a statement text, no Describe round trip and
+      // the whole transaction goes out pipelined, as PostgREST's db-prepared-statements does.
+      const run = (s: Statement) =>
+        conn.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
       const queries: Promise<unknown>[] = [
         conn.unsafe(`begin isolation level ${iso} ${tx.readOnly ? "read only" : "read write"}`),
         run(setup),
