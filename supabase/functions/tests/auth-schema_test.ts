@@ -3,7 +3,9 @@
 // again without error (npm start runs it every time).
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { authScenario } from "./_lib/auth.ts";
+import postgres from "npm:postgres@3.4.9";
+import { applyMigrations, psql, scratchDatabase } from "../../../scripts/db/scratch.ts";
+import { authScenario, startAuthInstance } from "./_lib/auth.ts";
 import { stack } from "./_lib/stack.ts";
 
 const SCHEMA_SQL = fileURLToPath(new URL("../../../scripts/stack/auth/schema.sql", import.meta.url));
@@ -99,4 +101,28 @@ Deno.test("schema.sql applies again on a database that has it, changing nothing 
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     assert.deepEqual(await shape(), before);
   });
+});
+
+Deno.test("on a fresh database (bootstrap, schema.sql, migrations: db:reset's order) Auth signs a user up and deletes it", async () => {
+  await using db = await scratchDatabase("auth");
+  await psql(db.url, { file: SCHEMA_SQL });
+  await applyMigrations(db.url);
+  await using auth = await startAuthInstance({ DB_URL: db.url });
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  try {
+    const { data, error } = await auth.client().signUp({
+      email: "fresh@example.com",
+      password: "long-enough-1",
+    });
+    assert.equal(error, null);
+    const userId = data.user!.id;
+    const [made] = await sql`select count(*)::int as n from public.users where id = ${userId}`;
+    assert.equal(made.n, 1);
+    assert.equal((await auth.client({ key: "service_role" }).admin.deleteUser(userId)).error, null);
+    const [left] = await sql`
+      select (select count(*)::int from auth.users) + (select count(*)::int from public.users where id = ${userId}) as n`;
+    assert.equal(left.n, 0);
+  } finally {
+    await sql.end();
+  }
 });

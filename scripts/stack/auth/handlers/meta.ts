@@ -3,15 +3,15 @@
 import type { Handler } from "../context.ts";
 import { json } from "../http.ts";
 
-export const health: Handler = async () =>
-  await Promise.resolve(json({
+export const health: Handler = () =>
+  Promise.resolve(json({
     version: "local-stand-in",
     name: "GoTrue",
     description: "GoTrue is a user registration and authentication API",
   }));
 
-export const settings: Handler = async ({ config }) =>
-  await Promise.resolve(json({
+export const settings: Handler = ({ config }) =>
+  Promise.resolve(json({
     external: {
       anonymous_users: config.enableAnonymousSignIns,
       email: config.email.enableSignup,
