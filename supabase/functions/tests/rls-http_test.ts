@@ -4,6 +4,7 @@
 // client path is in the loop (gateway, token verification, role switch, claims, PostgREST's error mapping).
 import assert from "node:assert/strict";
 import { anonClient, type Client, serviceClient } from "./_lib/supabase.ts";
+import { type TestClient, testClient } from "./_lib/auth.ts";
 import { testSql } from "./_lib/db.ts";
 import type { SupabaseClient } from "npm:@supabase/supabase-js@2.119.0";
 
@@ -14,17 +15,19 @@ const sql = testSql(2);
 const admin = serviceClient();
 const PASSWORD = "correct horse battery staple 42";
 
-type SignedIn = { id: string; email: string; client: Client };
+type SignedIn = { id: string; email: string; client: Client; connection: TestClient };
 
+/** A user made by the admin API and signed in through supabase-js, from a browser's own (loopback) address. */
 async function signedInUser(): Promise<SignedIn> {
   const email = `rls-http-${crypto.randomUUID()}@example.com`;
   const created = await admin.auth.admin.createUser({ email, password: PASSWORD, email_confirm: true });
   assert.equal(created.error, null);
-  const client = anonClient();
+  const connection = testClient();
+  const client = connection.supabase;
   const { data, error } = await client.auth.signInWithPassword({ email, password: PASSWORD });
   assert.equal(error, null);
   assert.ok(data.session?.access_token);
-  return { id: created.data.user!.id, email, client };
+  return { id: created.data.user!.id, email, client, connection };
 }
 
 /** Two users with something in every table: a balance and its ledger row, usage, a notification, an alert. */
@@ -36,7 +39,9 @@ async function twoUsersWithData(): Promise<[SignedIn, SignedIn]> {
                 ${"rls-http:" + crypto.randomUUID()})`;
     await sql`insert into public.token_usage (request_id, user_id, provider, model, input_tokens, output_tokens,
                 cost_micro_usd, status)
-              values (${"rls-http-" + crypto.randomUUID()}, ${user.id}, 'openai', 'gpt-4o-mini', 100, 20, 42, 'ok')`;
+              values (${
+      "rls-http-" + crypto.randomUUID()
+    }, ${user.id}, 'openai', 'gpt-4o-mini', 100, 20, 42, 'ok')`;
     await sql`insert into public.notifications (user_id, kind, title) values (${user.id}, 'test', 'hello')`;
     await sql`insert into public.usage_alerts (user_id, threshold_percent, period_start, used_tokens,
                 allowance_tokens)
@@ -48,6 +53,7 @@ async function twoUsersWithData(): Promise<[SignedIn, SignedIn]> {
 async function cleanUp(...users: SignedIn[]) {
   for (const user of users) {
     await user.client.auth.signOut();
+    user.connection[Symbol.dispose]();
     await admin.auth.admin.deleteUser(user.id);
   }
 }
@@ -99,8 +105,10 @@ Deno.test("a user cannot update another user's profile, settings, notifications 
   try {
     const attempts = [
       b.client.from("user_profiles").update({ display_name: "taken over" }).eq("user_id", a.id).select(),
-      b.client.from("notifications").update({ read_at: new Date().toISOString() }).eq("user_id", a.id).select(),
-      b.client.from("usage_alerts").update({ read_at: new Date().toISOString() }).eq("user_id", a.id).select(),
+      b.client.from("notifications").update({ read_at: new Date().toISOString() }).eq("user_id", a.id)
+        .select(),
+      b.client.from("usage_alerts").update({ read_at: new Date().toISOString() }).eq("user_id", a.id)
+        .select(),
     ];
     for (const { data, error } of await Promise.all(attempts)) {
       assert.equal(error, null);
@@ -138,7 +146,10 @@ Deno.test("nobody deletes through the Data API: rows of user tables cannot be de
   try {
     for (const table of USER_TABLES) {
       for (const user of [a, b]) {
-        const { error, status } = await untyped(user.client).from(table).delete().eq(ownerColumn(table), a.id);
+        const { error, status } = await untyped(user.client).from(table).delete().eq(
+          ownerColumn(table),
+          a.id,
+        );
         assert.equal(status, 403, `${table} as ${user === a ? "owner" : "another user"}`);
         assert.equal(error?.code, "42501", table);
       }
@@ -217,7 +228,9 @@ Deno.test("get_usage_summary answers a user's own usage only; anon may not call 
 
 Deno.test("the catalog is public and read-only: anon reads plans, packs and prices, writes none", async () => {
   const anon = anonClient();
-  for (const table of ["subscription_plans", "token_packs", "model_pricing", "platform_token_rates"] as const) {
+  for (
+    const table of ["subscription_plans", "token_packs", "model_pricing", "platform_token_rates"] as const
+  ) {
     const { data, error } = await anon.from(table).select("*").limit(1);
     assert.equal(error, null, table);
     assert.equal(data!.length, 1, table);
