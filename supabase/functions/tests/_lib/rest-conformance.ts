@@ -96,9 +96,12 @@ const FUNCTIONS = [
   "conformance_nap(double precision)",
   "conformance_guc(text)",
   "conformance_fail(text)",
+  "conformance_sum_all(int[])",
+  "conformance_answer(text)",
 ];
 
 const DROP = `
+  drop view if exists public.conformance_published_works;
   ${FUNCTIONS.map((f) => `drop function if exists public.${f};`).join("\n")}
   drop table if exists ${TABLES.map((t) => `public.${t}`).join(", ")} cascade;
 `;
@@ -234,6 +237,16 @@ create function public.conformance_nap(seconds double precision) returns text la
   as $$ select 'slept ' || seconds from (select pg_sleep(seconds)) _ $$;
 create function public.conformance_guc(name text) returns text language sql stable
   as $$ select current_setting(name, true) $$;
+create function public.conformance_sum_all(nums int[]) returns int language sql immutable
+  as $$ select coalesce(sum(n), 0)::int from unnest(nums) n $$;
+-- Sets the response's status and headers from SQL, as PostgREST lets a function do (response.status/headers).
+create function public.conformance_answer(status text) returns text language plpgsql as $$
+begin
+  perform set_config('response.status', status, true);
+  perform set_config('response.headers', '[{"X-Conformance-Answer": "from sql"}, {"Cache-Control": "no-store"}]', true);
+  return 'answered';
+end
+$$;
 create function public.conformance_fail(kind text) returns void language plpgsql as $$
 begin
   case kind
@@ -254,6 +267,11 @@ begin
   end case;
 end
 $$;
+-- A view (security invoker: the caller's privileges and RLS apply to the table under it).
+create view public.conformance_published_works with (security_invoker = true) as
+  select id, title, author_id, price from public.conformance_works where status = 'published';
+grant select on public.conformance_published_works to anon, authenticated, service_role;
+
 grant execute on function
   ${FUNCTIONS.map((f) => `public.${f}`).join(",\n  ")}
   to anon, authenticated, service_role;
