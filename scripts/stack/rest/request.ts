@@ -26,6 +26,8 @@ export type Preferences = {
   missing: "default" | "null" | null;
   handling: "strict" | "lenient" | null;
   maxAffected: number | null;
+  /** PostgREST 12's `params=single-object`: the whole body is a function's one json/jsonb argument. */
+  paramsSingleObject: boolean;
   /** Preferences PostgREST does not know (an error with handling=strict). */
   invalid: string[];
 };
@@ -168,8 +170,9 @@ const PREF_NAME = {
   missing: "missing",
   handling: "handling",
 } as const;
-// tx=commit|rollback are known names, but honoured only where db-tx-end allows it (not on the platform).
-const KNOWN_OTHER = new Set(["tx=commit", "tx=rollback"]);
+// tx=commit|rollback are known names, but honoured only where db-tx-end allows it (not on the platform);
+// params=single-object is PostgREST 12's (deprecated there, removed in 13).
+const KNOWN_OTHER = new Set(["tx=commit", "tx=rollback", "params=single-object"]);
 
 export function parsePreferences(headers: Headers): Preferences {
   const all = (headers.get("prefer") ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "");
@@ -199,6 +202,7 @@ export function parsePreferences(headers: Headers): Preferences {
     missing: first("missing"),
     handling: first("handling"),
     maxAffected,
+    paramsSingleObject: all.includes("params=single-object"),
     invalid: all.filter((p) => !known(p)),
   };
 }

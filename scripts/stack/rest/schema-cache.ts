@@ -251,7 +251,10 @@ function routinesFrom(rows: RoutineRow[]): Map<string, Routine[]> {
     routines.set(k, [...(routines.get(k) ?? []), routine]);
   }
   // Overloads with the fewest parameters first, as PostgREST orders them.
-  for (const list of routines.values()) list.sort((a, b) => a.params.length - b.params.length);
+  const signature = (r: Routine) => r.params.map((p) => `${p.name} ${p.type}`).join(", ");
+  for (const list of routines.values()) {
+    list.sort((a, b) => a.params.length - b.params.length || signature(a).localeCompare(signature(b)));
+  }
   return routines;
 }
 
