@@ -10,7 +10,6 @@ import { es256, userClaims } from "./_lib/tokens.ts";
 
 const sql = testSql(2);
 const db = anonClient();
-// deno-lint-ignore no-explicit-any
 const rpc = (
   fn: string,
   args: Record<string, unknown> = {},
