@@ -37,11 +37,16 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_DESTROYED",
 ]);
 
-/** A connection failure (not an SQL error): PostgREST's 503 PGRST000. */
+// What the server answers a connection that cannot be made: the database does not exist (dropped by db:reset,
+// not created again yet), the password is refused, the server is starting or shutting down.
+const STARTUP_SQLSTATES = new Set(["3D000", "28P01", "28000", "57P03"]);
+
+/** A connection failure rather than an error of the request's SQL: PostgREST's 503 PGRST000. */
 export function isConnectionError(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("E")) &&
-    !(e as { severity?: string }).severity;
+  const { code, severity } = (e ?? {}) as { code?: string; severity?: string };
+  if (typeof code !== "string") return false;
+  if (severity) return severity === "FATAL" && STARTUP_SQLSTATES.has(code);
+  return CONNECTION_CODES.has(code) || code.startsWith("E");
 }
 
 /**

@@ -4,6 +4,7 @@
 // database is dropped and recreated), after which it hears NOTIFY again.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
+import { psql, scratchDatabase } from "../../../scripts/db/scratch.ts";
 import { testSql } from "./_lib/db.ts";
 import { answers, reloadSchemaCache, rest, unknownToCache } from "./_lib/rest-fixtures.ts";
 import { stack } from "./_lib/stack.ts";
@@ -15,6 +16,14 @@ const db = anonClient();
 const from = (table: string) => (db as any).from(table);
 const TABLE = "conformance_cache_notes";
 const FN = "public.conformance_cache_version()";
+const SERVER = new URL("../../../scripts/stack/rest/server.ts", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
 
 async function dropAll(): Promise<void> {
   await sql.unsafe(`drop table if exists public.${TABLE}; drop function if exists ${FN}`);
@@ -118,6 +127,65 @@ Deno.test("a dropped table is gone after the reload (PGRST205)", async () => {
   const { error, status } = await from(TABLE).select("*");
   assert.equal(status, 404);
   assert.equal(error.code, "PGRST205");
+});
+
+Deno.test("it survives its database being dropped and recreated (db:reset): 503 meanwhile, the new schema after SIGHUP", async () => {
+  // A Data API of its own on a scratch cluster: the shared stack's database is never dropped by a test.
+  await using scratch = await scratchDatabase("rest-reset");
+  const table = (label: string) => `
+    create table public.conformance_cache_reset (id int primary key, label text not null);
+    insert into public.conformance_cache_reset values (1, '${label}');
+    grant select on public.conformance_cache_reset to anon;`;
+  await psql(scratch.url, { sql: table("before the reset") });
+  const port = freePort();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", SERVER],
+    env: { API_PORT: String(port), DB_URL: scratch.url, KEYS_FILE: stack.keysFile },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const label = async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/conformance_cache_reset?select=label`, {
+        headers: { authorization: `Bearer ${stack.anonKey}` },
+      });
+      const body = await res.json();
+      return { status: res.status, body };
+    } catch {
+      return { status: 0, body: null };
+    }
+  };
+  const until = async (what: string, ok: (r: { status: number; body: unknown }) => boolean) => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const r = await label();
+      if (ok(r)) return r;
+      assert.ok(Date.now() < deadline, `${what}: last answer ${r.status} ${JSON.stringify(r.body)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+  try {
+    await until("the service came up", (r) => r.status === 200);
+    assert.deepEqual((await label()).body, [{ label: "before the reset" }]);
+    const template = scratch.url.replace(/\/postgres$/, "/template1");
+    await psql(template, { sql: "drop database postgres with (force)" });
+    const gone = await until("no database", (r) => r.status === 503);
+    assert.equal((gone.body as { code: string }).code, "PGRST000");
+    await psql(template, { sql: "create database postgres" });
+    await psql(scratch.url, {
+      file: new URL("../../../scripts/stack/bootstrap.sql", import.meta.url).pathname,
+    });
+    await psql(scratch.url, { sql: table("after the reset") });
+    server.kill("SIGHUP");
+    const back = await until(
+      "the new database's schema",
+      (r) => r.status === 200 && JSON.stringify(r.body).includes("after"),
+    );
+    assert.deepEqual(back.body, [{ label: "after the reset" }]);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+  }
 });
 
 Deno.test("schema cache test teardown", async () => {
