@@ -132,6 +132,7 @@ export async function call(ctx: Context, name: string, method: "GET" | "HEAD" | 
   const applied = preferenceApplied({
     count: api.prefs.count,
     handling: api.prefs.handling,
+    timezone: api.prefs.timezone,
     maxAffected: api.prefs.maxAffected,
   });
   if (applied) headers.set("preference-applied", applied);

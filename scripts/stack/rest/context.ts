@@ -44,6 +44,7 @@ export function setupFor(ctx: Context, functionSettings: [string, string][] = []
     path: api.path,
     headers: api.headers,
     cookies: api.cookies,
+    timezone: api.prefs.timezone,
     functionSettings,
   });
 }

@@ -28,6 +28,8 @@ export type Preferences = {
   maxAffected: number | null;
   /** PostgREST 12's `params=single-object`: the whole body is a function's one json/jsonb argument. */
   paramsSingleObject: boolean;
+  /** `timezone=<name>`: the session time zone for the request, when PostgreSQL knows the name. */
+  timezone: string | null;
   /** Preferences PostgREST does not know (an error with handling=strict). */
   invalid: string[];
 };
@@ -203,7 +205,8 @@ export function parsePreferences(headers: Headers): Preferences {
     handling: first("handling"),
     maxAffected,
     paramsSingleObject: all.includes("params=single-object"),
-    invalid: all.filter((p) => !known(p)),
+    timezone: all.find((p) => p.startsWith("timezone="))?.slice("timezone=".length) ?? null,
+    invalid: all.filter((p) => !known(p) && !p.startsWith("timezone=")),
   };
 }
 
@@ -215,6 +218,7 @@ export function preferenceApplied(p: Partial<Preferences>): string | null {
     p.representation && `return=${p.representation}`,
     p.count && `count=${p.count}`,
     p.handling && `handling=${p.handling}`,
+    p.timezone && `timezone=${p.timezone}`,
     p.handling === "strict" && p.maxAffected !== null && p.maxAffected !== undefined &&
     `max-affected=${p.maxAffected}`,
   ].filter((v): v is string => typeof v === "string");
@@ -364,6 +368,12 @@ function cookiesOf(header: string | null): Record<string, string> {
     out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
   }
   return out;
+}
+
+/** Prefer: timezone= counts only with a name PostgreSQL knows; another is an unknown preference. */
+export function withKnownTimezone(prefs: Preferences, timezones: Set<string>): Preferences {
+  if (prefs.timezone === null || timezones.has(prefs.timezone)) return prefs;
+  return { ...prefs, timezone: null, invalid: [...prefs.invalid, `timezone=${prefs.timezone}`] };
 }
 
 /** Reads everything PostgREST takes from the request; throws ApiError for what it refuses. */
