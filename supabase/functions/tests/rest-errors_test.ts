@@ -31,6 +31,11 @@ const FIXTURE: Fixture = {
           detail = '{"status":402,"headers":{"X-Powered-By":"Nerd Rage"}}';
         when 'pgrst-bad' then raise sqlstate 'PGRST' using message = 'not json', detail = '{}';
         when 'pb402' then raise exception 'not enough tokens' using errcode = 'PB402';
+        when 'pb404' then raise exception 'unknown user' using errcode = 'PB404';
+        when 'pb409' then raise exception 'reference already used' using errcode = 'PB409';
+        when 'pgrst-doc' then raise sqlstate 'PGRST' using
+          message = json_build_object('code', 'PB402', 'message', 'not enough tokens', 'hint', 'Buy a token pack')::text,
+          detail = json_build_object('status', 402, 'headers', json_build_object('Retry-After', '60'))::text;
         when 'privilege' then raise insufficient_privilege using message = 'not for you';
         when 'zero' then return 1 / 0;
         when 'internal' then raise internal_error using message = 'broken';
@@ -105,6 +110,30 @@ Deno.test("our own SQLSTATE PB402 is a class PostgREST does not know: 400, code 
   const { error, status } = await fail("pb402");
   assert.equal(status, 400);
   assert.deepEqual(error, { code: "PB402", details: null, hint: null, message: "not enough tokens" });
+});
+
+Deno.test("every PB code is 400 through the Data API, whatever status the edge functions give it", async () => {
+  for (const [kind, code] of [["pb404", "PB404"], ["pb409", "PB409"]]) {
+    const { error, status } = await fail(kind);
+    assert.equal(status, 400, kind);
+    assert.equal(error.code, code);
+  }
+});
+
+Deno.test("docs/error_codes.md's PGRST example: 402, our code, a hint and Retry-After", async () => {
+  const res = await rest("rpc/conformance_errors_raise", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ kind: "pgrst-doc" }),
+  });
+  assert.equal(res.status, 402);
+  assert.equal(res.headers.get("retry-after"), "60");
+  assert.deepEqual(await res.json(), {
+    code: "PB402",
+    details: null,
+    hint: "Buy a token pack",
+    message: "not enough tokens",
+  });
 });
 
 Deno.test("insufficient_privilege (42501) is 401 for anon, 403 for a signed-in user", async () => {
