@@ -24,6 +24,7 @@ Deno.test("the anon key runs as anon, with its claims as request.jwt.claims", as
   const claims = JSON.parse((await setting(anon(), "request.jwt.claims"))!);
   assert.equal(claims.role, "anon");
   assert.equal(await setting(anon(), "is_superuser"), "off");
+  assert.equal(await setting(anon(), "session_authorization"), "authenticator", "connected as authenticator");
 });
 
 Deno.test("a user token runs as authenticated; auth.uid() is its sub", async () => {
