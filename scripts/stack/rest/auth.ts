@@ -58,6 +58,22 @@ function checkClaims(claims: Record<string, unknown>): void {
   if (!audOk) throw jwtClaimsError("The JWT 'aud' claim must be a string or an array of strings");
 }
 
+/**
+ * Verified tokens, until they expire (PostgREST's JWT cache, jwt-cache-max-lifetime): an ES256 verification
+ * costs more than the rest of a simple request. An entry never outlives the token's exp, so what a request
+ * sees is what a fresh verification would give. Bounded: the oldest entries go first.
+ */
+const CACHE_MAX_ENTRIES = 5_000;
+const CACHE_MAX_LIFETIME_MS = 3_600_000;
+const verified = new Map<string, { result: AuthResult; until: number }>();
+
+function remember(token: string, result: AuthResult): void {
+  const exp = typeof result.claims.exp === "number" ? result.claims.exp * 1000 : Infinity;
+  const until = Math.min(exp, Date.now() + CACHE_MAX_LIFETIME_MS);
+  if (verified.size >= CACHE_MAX_ENTRIES) verified.delete(verified.keys().next().value!);
+  verified.set(token, { result, until });
+}
+
 export async function authenticate(
   authorization: string | null,
   jwt: ProjectJwt,
@@ -66,6 +82,9 @@ export async function authenticate(
   const token = bearerToken(authorization);
   if (token === undefined) return { role: anonRole, claims: { role: anonRole } };
   if (token === "") throw jwtDecodeError("Empty JWT is sent in Authorization header");
+  const cached = verified.get(token);
+  if (cached && cached.until > Date.now()) return cached.result;
+  if (cached) verified.delete(token);
   const parts = token.split(".").length;
   if (parts !== 3) throw jwtDecodeError(`Expected 3 parts in JWT; got ${parts}`);
   let claims: Record<string, unknown>;
@@ -81,5 +100,7 @@ export async function authenticate(
     : typeof claimed === "string"
     ? claimed
     : JSON.stringify(claimed);
-  return { role, claims: { ...claims, role } };
+  const result = { role, claims: { ...claims, role } };
+  remember(token, result);
+  return result;
 }

@@ -23,7 +23,7 @@ import {
   toResponse,
   withGucOverrides,
 } from "./response.ts";
-import { type CallKind, findRoutine, isSingleUnnamed } from "./routines.ts";
+import { type CallKind, findRoutine, isSingleUnnamed, takesSingleObject } from "./routines.ts";
 import { key, type Routine } from "./schema-cache.ts";
 import { type CallArgs, callPlanStatement, callStatement, isScalar } from "./statements.ts";
 
@@ -40,7 +40,7 @@ function callKind(ctx: Context): CallKind {
     : kind === "octet"
     ? "octet"
     : "other";
-  return { isPost, contentType };
+  return { isPost, contentType, singleObject: isPost && api.prefs.paramsSingleObject };
 }
 
 /** The relation the call's rows are read as: the table it returns rows of, or its own result columns. */
@@ -67,7 +67,9 @@ function argsFor(ctx: Context, r: Routine): CallArgs {
     return values.size ? { kind: "direct", values } : { kind: "none" };
   }
   const payload = api.payload;
-  if (isSingleUnnamed(r)) return { kind: "single", raw: payload?.raw ?? "", type: r.params[0].type };
+  if (isSingleUnnamed(r) || takesSingleObject(r, callKind(ctx))) {
+    return { kind: "single", raw: payload?.raw ?? "", type: r.params[0].type };
+  }
   if (payload?.kind !== "json") return { kind: "none" };
   const given = new Set(api.columns);
   const params = r.params.filter((p) => given.has(p.name));
@@ -93,7 +95,13 @@ export async function call(ctx: Context, name: string, method: "GET" | "HEAD" | 
   if (plan.deferred) throw plan.deferred;
 
   const headersOnly = method === "HEAD";
-  const handler = headersOnly ? "none" : negotiated.handler;
+  // A function returning one value or one row answers that value, not an array of one.
+  const single = !routine.returnsSet && negotiated.handler === "json"
+    ? "single"
+    : !routine.returnsSet && negotiated.handler === "json-stripped"
+    ? "single-stripped"
+    : negotiated.handler;
+  const handler = headersOnly ? "none" : single;
   const args = argsFor(ctx, routine);
   const main = callStatement(routine, args, plan.root, handler, countMode(ctx));
   const explain = needsPlan(ctx) ? callPlanStatement(routine, args, plan.root) : null;
@@ -124,6 +132,7 @@ export async function call(ctx: Context, name: string, method: "GET" | "HEAD" | 
   const applied = preferenceApplied({
     count: api.prefs.count,
     handling: api.prefs.handling,
+    timezone: api.prefs.timezone,
     maxAffected: api.prefs.maxAffected,
   });
   if (applied) headers.set("preference-applied", applied);

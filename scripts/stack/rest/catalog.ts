@@ -210,6 +210,9 @@ select kv.rolname::text as role,
     on ps.name = kv.key and (ps.context = 'user' or has_parameter_privilege(current_user::regrole::oid, ps.name, 'set'))
  group by kv.rolname`;
 
+/** Time zone names, for Prefer: timezone= (PostgREST accepts only a name PostgreSQL knows). */
+export const TIMEZONES_SQL = `select name from pg_catalog.pg_timezone_names`;
+
 /**
  * Type names a select may cast to (`col::text`): every base, domain, enum, range and composite type of
  * pg_catalog and the schemas on the search path, by type name and by SQL name (`integer`, `bigint`, …).

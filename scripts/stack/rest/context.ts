@@ -3,7 +3,7 @@
 import type { AuthResult } from "./auth.ts";
 import type { RestConfig } from "./config.ts";
 import type { Database, Row } from "./db.ts";
-import { ApiError, invalidPreferences, tableNotFound } from "./errors.ts";
+import { invalidPreferences, tableNotFound } from "./errors.ts";
 import { closest } from "./fuzzy.ts";
 import type { ApiRequest } from "./request.ts";
 import { key, type SchemaCache, type Table } from "./schema-cache.ts";
@@ -44,6 +44,7 @@ export function setupFor(ctx: Context, functionSettings: [string, string][] = []
     path: api.path,
     headers: api.headers,
     cookies: api.cookies,
+    timezone: api.prefs.timezone,
     functionSettings,
   });
 }
@@ -88,5 +89,3 @@ export function totalOf(ctx: Context, main: Row, plan: Row[] | null): number | n
   }
   return counted;
 }
-
-export { ApiError };

@@ -1,7 +1,7 @@
 // The request pool (postgres.js, as `authenticator`) and the one transaction every request runs in:
 //   BEGIN ISOLATION LEVEL … READ ONLY|READ WRITE; setup; main [; plan]; COMMIT or ROLLBACK
-// pipelined on one reserved connection: a read is one round trip (its COMMIT goes with it); a write is two, as
-// it may have to roll back after looking at the result (a .single() that matched 2 rows, max-affected).
+// three round trips (setup, main and plan go out together), rolled back when the result breaks what the client
+// asked for (a .single() that matched 2 rows, max-affected).
 import postgres from "npm:postgres@3.4.9";
 import { acquisitionTimeout, ApiError, connectionError } from "./errors.ts";
 import { log } from "./log.ts";
@@ -37,11 +37,16 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_DESTROYED",
 ]);
 
-/** A connection failure (not an SQL error): PostgREST's 503 PGRST000. */
+// What the server answers a connection that cannot be made: the database does not exist (dropped by db:reset,
+// not created again yet), the password is refused, the server is starting or shutting down.
+const STARTUP_SQLSTATES = new Set(["3D000", "28P01", "28000", "57P03"]);
+
+/** A connection failure rather than an error of the request's SQL: PostgREST's 503 PGRST000. */
 export function isConnectionError(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("E")) &&
-    !(e as { severity?: string }).severity;
+  const { code, severity } = (e ?? {}) as { code?: string; severity?: string };
+  if (typeof code !== "string") return false;
+  if (severity) return severity === "FATAL" && STARTUP_SQLSTATES.has(code);
+  return CONNECTION_CODES.has(code) || code.startsWith("E");
 }
 
 /**
@@ -61,6 +66,8 @@ const PASS_THROUGH: Record<string, postgres.PostgresType> = {
   bytea: { to: 17, from: [17], serialize: (x: unknown) => String(x), parse: (x: string) => x },
 };
 
+class Abandoned extends Error {}
+
 export class Database {
   readonly sql: postgres.Sql;
 
@@ -76,24 +83,11 @@ export class Database {
     });
   }
 
-  private async reserve(): Promise<postgres.ReservedSql> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const pending = this.sql.reserve();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(acquisitionTimeout()), this.opts.acquisitionTimeoutMs);
-    });
-    try {
-      return await Promise.race([pending, timeout]);
-    } catch (e) {
-      pending.then((c) => c.release(), () => {});
-      if (e instanceof ApiError) throw e;
-      throw connectionError(String((e as Error).message ?? e));
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Runs setup, main (and extra) in one transaction; `verdict` null: commit pipelined with the rest. */
+  /**
+   * Runs setup, main (and extra) in one transaction, pipelined after BEGIN; `verdict` may roll it back after
+   * seeing the main statement's rows. (postgres.js's begin(), not reserve(): begin() notices a connection that
+   * closes under it — a backend terminated, a database dropped — and fails the request instead of hanging.)
+   */
   async transaction(
     tx: TxOptions,
     setup: Statement,
@@ -102,44 +96,53 @@ export class Database {
     verdict: Verdict | null,
   ): Promise<TxResult> {
     const iso = tx.isolation && ISOLATION.has(tx.isolation) ? tx.isolation : "read committed";
-    const conn = await this.reserve();
     if (LOG_ALL_SQL) log("info", "statement", { main: main.text, params: main.params });
-    try {
-      // Prepared (named) statements: after the first run of a statement text, no Describe round trip and
-      // the whole transaction goes out pipelined, as PostgREST's db-prepared-statements does.
-      const run = (s: Statement) =>
-        conn.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[], { prepare: true });
-      const queries: Promise<unknown>[] = [
-        conn.unsafe(`begin isolation level ${iso} ${tx.readOnly ? "read only" : "read write"}`),
-        run(setup),
-        run(main),
-      ];
-      if (extra) queries.push(run(extra));
-      if (verdict === null) queries.push(conn.unsafe("commit"));
-      const settled = await Promise.allSettled(queries);
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (failed) {
-        if (verdict !== null) await conn.unsafe("rollback").catch(() => {});
-        if (LOG_SQL) {
-          log("info", "statement failed", {
-            error: String(failed.reason),
-            main: main.text,
-            params: main.params,
-          });
+    let abandoned = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abandoned = true;
+        reject(acquisitionTimeout());
+      }, this.opts.acquisitionTimeoutMs);
+    });
+    const work = this.sql.begin(
+      `isolation level ${iso} ${tx.readOnly ? "read only" : "read write"}`,
+      async (t) => {
+        clearTimeout(timer);
+        if (abandoned) throw new Abandoned();
+        // Prepared (named) statements: after a statement text's first run there is no Describe round trip, so the
+        // statements go out pipelined, as PostgREST's db-prepared-statements makes them prepared.
+        const run = (s: Statement) =>
+          t.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[], { prepare: true }) as Promise<
+            Row[]
+          >;
+        const settled = await Promise.allSettled([run(setup), run(main), ...(extra ? [run(extra)] : [])]);
+        const failed = settled.find((x): x is PromiseRejectedResult => x.status === "rejected");
+        if (failed) {
+          if (LOG_SQL) {
+            log("info", "statement failed", {
+              error: String(failed.reason),
+              main: main.text,
+              params: main.params,
+            });
+          }
+          throw failed.reason;
         }
-        throw failed.reason;
-      }
-      const values = settled.map((s) => (s as PromiseFulfilledResult<unknown>).value);
-      const mainRows = values[2] as Row[];
-      const extraRows = extra ? values[3] as Row[] : null;
-      if (verdict !== null) {
-        const problem = verdict(mainRows);
-        await conn.unsafe(problem ? "rollback" : "commit");
-        if (problem) throw problem;
-      }
-      return { main: mainRows, extra: extraRows };
+        const values = settled.map((x) => (x as PromiseFulfilledResult<Row[]>).value);
+        const problem = verdict?.(values[1]) ?? null;
+        if (problem) throw problem; // rolls back
+        return { main: values[1], extra: extra ? values[2] : null };
+      },
+    );
+    try {
+      return await Promise.race([work, timeout]);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      if (isConnectionError(e)) throw connectionError(String((e as Error).message ?? e));
+      throw e;
     } finally {
-      conn.release();
+      clearTimeout(timer);
+      work.catch(() => {}); // an abandoned transaction settles later; nothing waits for it
     }
   }
 

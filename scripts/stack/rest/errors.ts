@@ -40,9 +40,6 @@ export function errorResponse(err: ApiError, { head = false } = {}): Response {
 }
 
 // ------------------------------------------------------------------------------------ request errors
-export const queryParamError = (what: string, value: string, details: string) =>
-  new ApiError(400, "PGRST100", `"failed to parse ${what} (${value})" (line 1, column 1)`, details);
-
 export const invalidRpcMethod = (method: string) =>
   new ApiError(405, "PGRST101", `Cannot use the ${method} method on RPC`);
 
@@ -121,9 +118,6 @@ export const invalidResourcePath = () =>
   new ApiError(404, "PGRST125", "Invalid path specified in request URL");
 
 export const openApiDisabled = () => new ApiError(404, "PGRST126", "Root endpoint metadata is disabled");
-
-export const notImplemented = (details: string) =>
-  new ApiError(400, "PGRST127", "Feature not implemented", details);
 
 export const maxAffectedRpcViolation = () =>
   new ApiError(
@@ -209,10 +203,6 @@ const invalidTokenHeader = (message: string) => ({
 /** PGRST301: the token could not be decoded or verified. */
 export const jwtDecodeError = (message: string, details: string | null = null) =>
   new ApiError(401, "PGRST301", message, details, null, invalidTokenHeader(message));
-
-/** PGRST302: no token and no anonymous role (not reachable here: the anon role is always configured). */
-export const jwtTokenRequired = () =>
-  new ApiError(401, "PGRST302", "Anonymous access is disabled", null, null, { "www-authenticate": "Bearer" });
 
 /** PGRST303: a claim is invalid (expired, not yet valid, malformed). */
 export const jwtClaimsError = (message: string) =>

@@ -9,7 +9,7 @@ import { ApiError, connectionError, errorResponse, fromPgError, noSchemaCache } 
 import type { ProjectJwt } from "../keys-file.ts";
 import { log } from "./log.ts";
 import { read } from "./read.ts";
-import { readApiRequest } from "./request.ts";
+import { readApiRequest, withKnownTimezone } from "./request.ts";
 import type { SchemaCache } from "./schema-cache.ts";
 import { write } from "./write.ts";
 
@@ -47,7 +47,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       auth = await authenticate(req.headers.get("authorization"), deps.jwt, deps.config.anonRole);
       const cache = deps.cache();
       if (!cache) throw noSchemaCache();
-      const api = await readApiRequest(req, deps.config.schemas);
+      const asked = await readApiRequest(req, deps.config.schemas);
+      const api = { ...asked, prefs: withKnownTimezone(asked.prefs, cache.timezones) };
       const ctx = { api, auth, cache, config: deps.config, db: deps.db };
       switch (api.action.kind) {
         case "read":

@@ -72,8 +72,13 @@ export type PlannedOrder =
 
 export type ReadNode = {
   relation: Relation;
-  /** The SQL name columns of this level are referenced by (the alias of its FROM item). */
+  /**
+   * The SQL alias of this level's FROM item: the table (or function) name at the top, a name of the builder's
+   * own below (`pgrst_1`, …), unique in the whole query, so no level can shadow another.
+   */
   ref: string;
+  /** What PostgreSQL would call this level in an error, as PostgREST names it (`<table>_<depth>` below the top). */
+  label: string;
   depth: number;
   relName: string;
   relAlias: string | null;
@@ -219,20 +224,21 @@ function foreignRelation(cache: SchemaCache, rel: Relationship): Relation {
   return tableRelation(t);
 }
 
-type BuildContext = { planner: Planner; maxRows: number | null };
+type BuildContext = { planner: Planner; maxRows: number | null; levels: number };
 
 function buildNode(
   ctx: BuildContext,
   sk: Skeleton,
   relation: Relation,
-  ref: string,
+  names: { ref: string; label: string; aggAlias: string },
   rel: Relationship | null,
-  aggAlias: string,
 ): ReadNode {
   const { planner } = ctx;
+  const { ref, label, aggAlias } = names;
   const node: ReadNode = {
     relation,
     ref,
+    label,
     depth: sk.depth,
     relName: sk.relName,
     relAlias: sk.relAlias,
@@ -260,9 +266,12 @@ function buildNode(
       csk.relHint,
     );
     const childRel = foreignRelation(planner.cache, found);
-    const childRef = `${found.foreignTable.name}_${csk.depth}`;
-    const childAgg = `${relation.label}_${csk.relAlias ?? csk.relName}_${csk.depth}`;
-    const child = buildNode(ctx, csk, childRel, childRef, found, childAgg);
+    const n = ++ctx.levels;
+    const child = buildNode(ctx, csk, childRel, {
+      ref: `pgrst_${n}`,
+      label: `${found.foreignTable.name}_${csk.depth}`,
+      aggAlias: `pgrst_agg_${n}`,
+    }, found);
     childNodes.set(csk, child);
     node.children.push(child);
   }
@@ -311,7 +320,7 @@ function buildNode(
 }
 
 /** The name PostgreSQL would use for this level in an error (its FROM alias, or the table at the top). */
-const labelOf = (node: ReadNode) => node.depth === 0 ? node.relation.label : node.ref;
+const labelOf = (node: ReadNode) => node.label;
 
 function embedNamed(node: ReadNode, name: string): ReadNode | undefined {
   return node.children.find((c) => c.relName === name || c.relAlias === name);
@@ -350,7 +359,10 @@ function plannedOrder(planner: Planner, node: ReadNode, term: OrderTerm): Planne
     throw relatedOrderNotToOne(node.relation.label, child.relAlias ?? child.relName);
   }
   const exportName = `pgrst_order_${child.orderExports.length + 1}`;
-  child.orderExports.push({ name: exportName, field: planner.field(child.relation, term.field, child.ref) });
+  child.orderExports.push({
+    name: exportName,
+    field: planner.field(child.relation, term.field, child.label),
+  });
   return { kind: "related", child, exportName, direction: term.direction, nulls: term.nulls };
 }
 
@@ -384,8 +396,9 @@ export function planRead(
   const root = skeleton(q.select, relation.label, 0);
   attachParams(root, q, { rootFilters: opts.rootFilters, ranges: opts.ranges });
   if (opts.ranges) root.range = opts.topRange;
-  const ctx = { planner, maxRows: opts.ranges ? opts.maxRows : null };
-  const node = buildNode(ctx, root, relation, relation.label, null, "");
+  const ctx = { planner, maxRows: opts.ranges ? opts.maxRows : null, levels: 0 };
+  const names = { ref: relation.label, label: relation.label, aggAlias: "" };
+  const node = buildNode(ctx, root, relation, names, null);
   return { plan: { root: node, deferred: planner.deferred }, planner };
 }
 
@@ -394,6 +407,7 @@ export function planRootWhere(planner: Planner, relation: Relation, q: QueryPara
   const holder: ReadNode = {
     relation,
     ref: relation.label,
+    label: relation.label,
     depth: 0,
     relName: relation.label,
     relAlias: null,

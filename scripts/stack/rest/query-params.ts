@@ -2,7 +2,7 @@
 // `child.col=…`), or=/and= logic trees, order=, limit/offset (also per embed), columns=, on_conflict=, and, for
 // a GET on a function, the arguments. Pure parsing: nothing here knows the schema. A value that does not
 // parse is PGRST100, reported with the parameter, the column where parsing stopped, and what was expected.
-import { ApiError, queryParamError } from "./errors.ts";
+import { ApiError } from "./errors.ts";
 
 // ------------------------------------------------------------------------------------------- types
 export type JsonOperation = { arrow: "->" | "->>"; key: string; isIndex: boolean };
@@ -623,6 +623,3 @@ export function parseQueryParams(search: string, isRpcRead: boolean): QueryParam
   }
   return { select, filters, logic, order, ranges, columns, onConflict, rpcArgs };
 }
-
-/** The error `queryParamError` gives for parameters validated later (re-exported for the planner). */
-export { queryParamError };

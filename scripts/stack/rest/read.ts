@@ -56,7 +56,11 @@ export async function read(ctx: Context, relation: string, headersOnly: boolean)
 
   const headers = new Headers({ "content-range": range, "content-type": negotiated.contentType });
   contentProfile(api, headers);
-  const applied = preferenceApplied({ count: api.prefs.count, handling: api.prefs.handling });
+  const applied = preferenceApplied({
+    count: api.prefs.count,
+    handling: api.prefs.handling,
+    timezone: api.prefs.timezone,
+  });
   if (applied) headers.set("preference-applied", applied);
   if (status === 416) {
     const err = outOfRange(api.range.offset, total);

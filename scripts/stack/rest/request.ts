@@ -26,6 +26,10 @@ export type Preferences = {
   missing: "default" | "null" | null;
   handling: "strict" | "lenient" | null;
   maxAffected: number | null;
+  /** PostgREST 12's `params=single-object`: the whole body is a function's one json/jsonb argument. */
+  paramsSingleObject: boolean;
+  /** `timezone=<name>`: the session time zone for the request, when PostgreSQL knows the name. */
+  timezone: string | null;
   /** Preferences PostgREST does not know (an error with handling=strict). */
   invalid: string[];
 };
@@ -168,8 +172,9 @@ const PREF_NAME = {
   missing: "missing",
   handling: "handling",
 } as const;
-// tx=commit|rollback are known names, but honoured only where db-tx-end allows it (not on the platform).
-const KNOWN_OTHER = new Set(["tx=commit", "tx=rollback"]);
+// tx=commit|rollback are known names, but honoured only where db-tx-end allows it (not on the platform);
+// params=single-object is PostgREST 12's (deprecated there, removed in 13).
+const KNOWN_OTHER = new Set(["tx=commit", "tx=rollback", "params=single-object"]);
 
 export function parsePreferences(headers: Headers): Preferences {
   const all = (headers.get("prefer") ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "");
@@ -199,7 +204,9 @@ export function parsePreferences(headers: Headers): Preferences {
     missing: first("missing"),
     handling: first("handling"),
     maxAffected,
-    invalid: all.filter((p) => !known(p)),
+    paramsSingleObject: all.includes("params=single-object"),
+    timezone: all.find((p) => p.startsWith("timezone="))?.slice("timezone=".length) ?? null,
+    invalid: all.filter((p) => !known(p) && !p.startsWith("timezone=")),
   };
 }
 
@@ -211,6 +218,7 @@ export function preferenceApplied(p: Partial<Preferences>): string | null {
     p.representation && `return=${p.representation}`,
     p.count && `count=${p.count}`,
     p.handling && `handling=${p.handling}`,
+    p.timezone && `timezone=${p.timezone}`,
     p.handling === "strict" && p.maxAffected !== null && p.maxAffected !== undefined &&
     `max-affected=${p.maxAffected}`,
   ].filter((v): v is string => typeof v === "string");
@@ -360,6 +368,12 @@ function cookiesOf(header: string | null): Record<string, string> {
     out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
   }
   return out;
+}
+
+/** Prefer: timezone= counts only with a name PostgreSQL knows; another is an unknown preference. */
+export function withKnownTimezone(prefs: Preferences, timezones: Set<string>): Preferences {
+  if (prefs.timezone === null || timezones.has(prefs.timezone)) return prefs;
+  return { ...prefs, timezone: null, invalid: [...prefs.invalid, `timezone=${prefs.timezone}`] };
 }
 
 /** Reads everything PostgREST takes from the request; throws ApiError for what it refuses. */

@@ -5,7 +5,12 @@ import { ambiguousFunction, noFunction } from "./errors.ts";
 import { closest } from "./fuzzy.ts";
 import { key, type Routine, type SchemaCache } from "./schema-cache.ts";
 
-export type CallKind = { isPost: boolean; contentType: "json" | "text" | "xml" | "octet" | "other" };
+export type CallKind = {
+  isPost: boolean;
+  contentType: "json" | "text" | "xml" | "octet" | "other";
+  /** Prefer: params=single-object (PostgREST 12): only a function with one json/jsonb parameter matches. */
+  singleObject: boolean;
+};
 
 const SINGLE_TYPES: Record<CallKind["contentType"], string[]> = {
   json: ["json", "jsonb"],
@@ -15,7 +20,12 @@ const SINGLE_TYPES: Record<CallKind["contentType"], string[]> = {
   other: [],
 };
 
+/** Whether the whole body goes to the function as its one argument (params=single-object, PostgREST 12). */
+export const takesSingleObject = (r: Routine, call: CallKind) =>
+  call.singleObject && r.params.length === 1 && ["json", "jsonb"].includes(r.params[0].type);
+
 function matchesArgs(r: Routine, args: Set<string>, call: CallKind): boolean {
+  if (call.singleObject) return takesSingleObject(r, call);
   if (r.params.length === 0) {
     return args.size === 0 && !(call.isPost && ["octet", "text", "xml"].includes(call.contentType));
   }

@@ -4,7 +4,14 @@
 //   their inverses from foreign keys, many-to-many through junction tables); functions with their parameters,
 //   return shape, volatility and settings; the settings of the roles requests may run as; cast target types.
 import type postgres from "npm:postgres@3.4.9";
-import { FOREIGN_KEYS_SQL, FUNCTIONS_SQL, ROLE_SETTINGS_SQL, TABLES_SQL, TYPES_SQL } from "./catalog.ts";
+import {
+  FOREIGN_KEYS_SQL,
+  FUNCTIONS_SQL,
+  ROLE_SETTINGS_SQL,
+  TABLES_SQL,
+  TIMEZONES_SQL,
+  TYPES_SQL,
+} from "./catalog.ts";
 
 export type Column = {
   name: string;
@@ -87,6 +94,8 @@ export type SchemaCache = {
   roleSettings: Map<string, RoleSettings>;
   /** Cast targets by lower-cased name (type name or SQL name): the type's schema and pg_type name. */
   types: Map<string, QualifiedName>;
+  /** Time zone names PostgreSQL knows (Prefer: timezone=). */
+  timezones: Set<string>;
 };
 
 export const key = (schema: string, name: string) => `${schema}.${name}`;
@@ -251,7 +260,10 @@ function routinesFrom(rows: RoutineRow[]): Map<string, Routine[]> {
     routines.set(k, [...(routines.get(k) ?? []), routine]);
   }
   // Overloads with the fewest parameters first, as PostgREST orders them.
-  for (const list of routines.values()) list.sort((a, b) => a.params.length - b.params.length);
+  const signature = (r: Routine) => r.params.map((p) => `${p.name} ${p.type}`).join(", ");
+  for (const list of routines.values()) {
+    list.sort((a, b) => a.params.length - b.params.length || signature(a).localeCompare(signature(b)));
+  }
   return routines;
 }
 
@@ -279,14 +291,18 @@ export async function loadSchemaCache(
   opts: { schemas: string[]; extraSearchPath: string[]; hoistedTxSettings: string[] },
 ): Promise<SchemaCache> {
   const typeSchemas = ["pg_catalog", ...opts.schemas, ...opts.extraSearchPath];
-  const [, tableRows, fkRows, routineRows, roleRows, typeRows] = await sql.begin("read only", (tx) => [
-    tx.unsafe("set local search_path = ''"),
-    tx.unsafe<TableRow[]>(TABLES_SQL, [opts.schemas]),
-    tx.unsafe<ForeignKeyRow[]>(FOREIGN_KEYS_SQL, [opts.schemas]),
-    tx.unsafe<RoutineRow[]>(FUNCTIONS_SQL, [opts.schemas, opts.hoistedTxSettings]),
-    tx.unsafe<RoleRow[]>(ROLE_SETTINGS_SQL),
-    tx.unsafe<TypeRow[]>(TYPES_SQL, [typeSchemas]),
-  ]);
+  const [, tableRows, fkRows, routineRows, roleRows, typeRows, zoneRows] = await sql.begin(
+    "read only",
+    (tx) => [
+      tx.unsafe("set local search_path = ''"),
+      tx.unsafe<TableRow[]>(TABLES_SQL, [opts.schemas]),
+      tx.unsafe<ForeignKeyRow[]>(FOREIGN_KEYS_SQL, [opts.schemas]),
+      tx.unsafe<RoutineRow[]>(FUNCTIONS_SQL, [opts.schemas, opts.hoistedTxSettings]),
+      tx.unsafe<RoleRow[]>(ROLE_SETTINGS_SQL),
+      tx.unsafe<TypeRow[]>(TYPES_SQL, [typeSchemas]),
+      tx.unsafe<{ name: string }[]>(TIMEZONES_SQL),
+    ],
+  );
   const tables = tablesFrom(tableRows as unknown as TableRow[]);
   return {
     loadedAt: new Date(),
@@ -300,5 +316,6 @@ export async function loadSchemaCache(
       }]),
     ),
     types: typesFrom(typeRows as unknown as TypeRow[]),
+    timezones: new Set((zoneRows as unknown as { name: string }[]).map((r) => r.name)),
   };
 }

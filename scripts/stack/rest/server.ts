@@ -11,6 +11,17 @@ import { createHandler } from "./handler.ts";
 import { Listener } from "./listener.ts";
 import { log } from "./log.ts";
 
+// postgres.js can throw from a timer when a connection is cut mid-write (pg_terminate_backend, a database
+// dropped by db:reset): that connection is gone, the pool makes a new one; the service must not die of it.
+globalThis.addEventListener("error", (e) => {
+  e.preventDefault();
+  log("error", "uncaught error", { error: String(e.error?.stack ?? e.message) });
+});
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  log("error", "unhandled rejection", { error: String((e.reason as Error)?.stack ?? e.reason) });
+});
+
 const config = await loadConfig();
 const jwt = projectJwt(await readKeys(config.keysFile));
 const db = new Database(config.authenticatorUrl, {

@@ -29,6 +29,7 @@ export type Locals = {
   path: string;
   headers: Record<string, string>;
   cookies: Record<string, string>;
+  timezone: string | null;
   functionSettings: [string, string][];
 };
 
@@ -46,6 +47,7 @@ export function setupStatement(l: Locals): Statement {
     set("request.path", l.path),
     set("request.headers", JSON.stringify(l.headers)),
     set("request.cookies", JSON.stringify(l.cookies)),
+    ...(l.timezone ? [set("timezone", l.timezone)] : []),
     ...l.functionSettings.map(([k, v]) => set(k, v)),
   ];
   return { text: `select ${calls.join(", ")}`, params: b.params };

@@ -184,6 +184,7 @@ function answer(
       representation: prefs.representation,
       count: prefs.count,
       handling: prefs.handling,
+      timezone: prefs.timezone,
     });
   } else if (mutation === "upsert") {
     status = representation ? (inserted !== null && inserted > 0 ? 201 : 200) : 204;
@@ -191,6 +192,7 @@ function answer(
       representation: prefs.representation,
       count: prefs.count,
       handling: prefs.handling,
+      timezone: prefs.timezone,
     });
   } else {
     status = representation ? 200 : 204;
@@ -203,6 +205,7 @@ function answer(
       count: prefs.count,
       missing: mutation === "update" ? prefs.missing : null,
       handling: prefs.handling,
+      timezone: prefs.timezone,
       maxAffected: prefs.maxAffected,
     });
   }

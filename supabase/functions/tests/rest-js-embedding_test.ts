@@ -250,6 +250,45 @@ Deno.test("product: embedding a table the role may not read is refused by Postgr
   assert.equal(error?.message, "permission denied for table users");
 });
 
+Deno.test("a to-one embed spreads into its parent's fields (...)", async () => {
+  const { data, error } = await items().select(
+    "id, ...conformance_writers!author_id(author_name:name, country)",
+  ).eq(
+    "id",
+    3,
+  );
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ id: 3, author_name: "Stanisław Lem", country: "PL" }]);
+});
+
+Deno.test("filters reach an embed by its alias, and nested embeds by their path", async () => {
+  const byAlias = await items().select("id, author:conformance_writers!author_id!inner(name)").eq(
+    "author.country",
+    "PL",
+  ).order("id");
+  assert.equal(byAlias.error, null);
+  assert.deepEqual(byAlias.data?.map((r) => r.id), [3, 4]);
+  const nested = await anon()
+    .from("conformance_writers")
+    .select("id, books:conformance_works!author_id!inner(title, conformance_critiques!inner(stars))")
+    .eq("books.conformance_critiques.stars", 5)
+    .order("id");
+  assert.equal(nested.error, null);
+  assert.deepEqual(nested.data, [
+    { id: 1, books: [{ title: "The Dispossessed", conformance_critiques: [{ stars: 5 }] }] },
+    { id: 2, books: [{ title: "Solaris", conformance_critiques: [{ stars: 5 }] }] },
+  ]);
+});
+
+Deno.test("an embed pages with range() of its own (offset and limit)", async () => {
+  const { data } = await items()
+    .select("id, conformance_critiques(stars)")
+    .eq("id", 1)
+    .order("stars", { referencedTable: "conformance_critiques", ascending: false })
+    .range(1, 1, { referencedTable: "conformance_critiques" });
+  assert.deepEqual(data, [{ id: 1, conformance_critiques: [{ stars: 4 }] }]);
+});
+
 Deno.test("rest embedding teardown", async () => {
   await deleteTestUsers(sql, users);
   await dropFixtures(sql);

@@ -27,7 +27,7 @@ Deno.test("RAISE SQLSTATE 'PGRST' sets the body from MESSAGE and the status, rea
     body: JSON.stringify({ kind: "pgrst" }),
   });
   assert.equal(res.status, 418);
-  assert.equal(res.statusText, "I am a teapot");
+  // status_text is not sent: Deno's HTTP server writes the standard reason phrase (docs/local-stack.rest.md).
   assert.equal(res.headers.get("x-conformance"), "yes");
   assert.deepEqual(await res.json(), {
     code: "CX418",
@@ -138,6 +138,39 @@ Deno.test("every error carries PostgREST's Proxy-Status header and a JSON conten
   await res.body?.cancel();
   assert.equal(res.headers.get("proxy-status"), "PostgREST; error=PGRST205");
   assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8");
+});
+
+Deno.test("an operator the column's type lacks is PostgreSQL's 42883, which PostgREST answers 404", async () => {
+  const { error, status } = await anon().from("conformance_works").select("id").like("id", "1%");
+  assert.equal(status, 404);
+  assert.equal(error?.code, "42883");
+  assert.equal(error?.message, "operator does not exist: bigint ~~ unknown");
+});
+
+Deno.test("hostile names in select, order and filter keys are quoted identifiers: unknown columns, never SQL", async () => {
+  // A quoted name (backslash escapes, as in PostgREST's grammar) may hold any character.
+  const hostile = encodeURIComponent('"id\\" from pg_authid --"');
+  for (
+    const path of [
+      `/conformance_works?select=${hostile}`,
+      `/conformance_works?select=id&order=${hostile}`,
+      `/conformance_works?select=id&${hostile}=eq.1`,
+    ]
+  ) {
+    const res = await rest(path);
+    const body = await res.json();
+    assert.equal(res.status, 400, path);
+    assert.equal(body.code, "42703", path);
+    assert.equal(body.message, 'column conformance_works.id" from pg_authid -- does not exist', path);
+  }
+  const cast = await rest(`/conformance_works?select=${encodeURIComponent("id::text) from pg_authid --")}`);
+  assert.equal(cast.status, 400);
+  assert.equal((await cast.json()).code, "PGRST100");
+  const alias = await anon().from("conformance_works").select(`id, "x') from pg_authid --":title`).eq(
+    "id",
+    3,
+  );
+  assert.deepEqual(alias.data, [{ id: 3, "x') from pg_authid --": "Solaris" }]);
 });
 
 Deno.test("rest errors teardown", async () => {

@@ -149,6 +149,10 @@ Deno.test("filter values are bound, never spliced into SQL", async () => {
   assert.deepEqual(await ids((q) => q.eq("id", 1)), [1]);
 });
 
+Deno.test("in() values with commas or parentheses are quoted by supabase-js and read back whole", async () => {
+  assert.deepEqual(await ids((q) => q.in("title", ["Solaris", "A, B (c)"])), [3]);
+});
+
 Deno.test("rest filters teardown", async () => {
   await dropFixtures(sql);
   await sql.end();

@@ -279,6 +279,44 @@ Deno.test("product: the service role reads across users (bypasses RLS)", async (
   assert.deepEqual(data, [{ id: user.id }]);
 });
 
+Deno.test("Prefer: timezone= renders timestamps in that zone and is echoed in Preference-Applied", async () => {
+  const res = await rest("/conformance_works?select=created_at&id=eq.1", {
+    headers: { prefer: "timezone=Asia/Kolkata" },
+  });
+  const [row] = await res.json();
+  assert.match(row.created_at, /\+05:30$/);
+  assert.equal(res.headers.get("preference-applied"), "timezone=Asia/Kolkata");
+  const unknown = await rest("/conformance_works?select=created_at&id=eq.1", {
+    headers: { prefer: "timezone=Mars/Olympus" },
+  });
+  const [utc] = await unknown.json();
+  assert.match(utc.created_at, /\+00:00$/);
+  assert.equal(unknown.headers.get("preference-applied"), null);
+});
+
+Deno.test("Prefer: handling=strict refuses a preference PostgREST does not know (400 PGRST122)", async () => {
+  const res = await rest("/conformance_works?select=id", {
+    headers: { prefer: "handling=strict, nonsense=1" },
+  });
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), {
+    code: "PGRST122",
+    details: "Invalid preferences: nonsense=1",
+    hint: null,
+    message: "Invalid preferences given with handling=strict",
+  });
+  const lenient = await rest("/conformance_works?select=id&id=eq.1", { headers: { prefer: "nonsense=1" } });
+  assert.deepEqual(await lenient.json(), [{ id: 1 }]);
+});
+
+Deno.test("a view reads like a table, filters and all (security invoker: the table's RLS applies)", async () => {
+  const { data, error } = await anon().from("conformance_published_works").select("id").gt("price", 10).order(
+    "id",
+  );
+  assert.equal(error, null);
+  assert.deepEqual(data, [{ id: 1 }, { id: 5 }]);
+});
+
 Deno.test("rest reads teardown", async () => {
   await deleteTestUsers(sql, users);
   await dropFixtures(sql);

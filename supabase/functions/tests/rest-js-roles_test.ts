@@ -24,6 +24,7 @@ Deno.test("the anon key runs as anon, with its claims as request.jwt.claims", as
   const claims = JSON.parse((await setting(anon(), "request.jwt.claims"))!);
   assert.equal(claims.role, "anon");
   assert.equal(await setting(anon(), "is_superuser"), "off");
+  assert.equal(await setting(anon(), "session_authorization"), "authenticator", "connected as authenticator");
 });
 
 Deno.test("a user token runs as authenticated; auth.uid() is its sub", async () => {
@@ -94,7 +95,8 @@ Deno.test("anon's 3s statement_timeout cuts off a longer statement: 500 57014", 
   assert.equal(status, 500);
   assert.equal(error?.code, "57014");
   assert.equal(error?.message, "canceling statement due to statement timeout");
-  assert.ok(took >= 2900 && took < 3900, `cut off after ${took} ms`);
+  // Cut at its 3 s, not sooner (no upper bound: wall-clock upper bounds are flaky under load).
+  assert.ok(took >= 2900, `cut off after ${took} ms`);
 });
 
 Deno.test("authenticated's longer 8s timeout lets the same 4s statement finish", async () => {

@@ -166,6 +166,36 @@ Deno.test("product: the service role calls get_usage_summary too (it sees no use
   assert.deepEqual([data, error], [[], null]);
 });
 
+Deno.test("an array argument travels in a GET as a PostgreSQL array literal, and in a POST as JSON", async () => {
+  assert.equal((await anon().rpc("conformance_sum_all", { nums: [1, 2, 3] }, { get: true })).data, 6);
+  assert.equal((await anon().rpc("conformance_sum_all", { nums: [4, 5] })).data, 9);
+});
+
+Deno.test("a function sets the response's status and headers through response.status and response.headers", async () => {
+  const res = await rest("/rpc/conformance_answer", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ status: "202" }),
+  });
+  assert.equal(res.status, 202);
+  assert.equal(res.headers.get("x-conformance-answer"), "from sql");
+  assert.equal(res.headers.get("cache-control"), "no-store");
+  assert.equal(await res.json(), "answered");
+  const viaClient = await anon().rpc("conformance_answer", { status: "202" });
+  assert.deepEqual([viaClient.status, viaClient.data], [202, "answered"]);
+});
+
+Deno.test("a response.status that is no status code is 500 PGRST112", async () => {
+  const { error, status } = await anon().rpc("conformance_answer", { status: "not-a-number" });
+  assert.equal(status, 500);
+  assert.deepEqual(error, {
+    code: "PGRST112",
+    details: null,
+    hint: null,
+    message: "response.status guc must be a valid status code",
+  });
+});
+
 Deno.test("rest rpc teardown", async () => {
   await deleteTestUsers(sql, users);
   await dropFixtures(sql);

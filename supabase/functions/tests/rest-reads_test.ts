@@ -257,6 +257,22 @@ Deno.test(".stripNulls() leaves null values out of the objects", async () => {
   assert.deepEqual(data, [{ id: 2 }, { id: 3, rating: 5 }]);
 });
 
+Deno.test("Prefer: timezone= renders timestamps in a zone PostgreSQL knows; another is ignored", async () => {
+  const res = await rest(`${ITEMS}?select=created_at&id=eq.1`, {
+    headers: { prefer: "timezone=America/Sao_Paulo" },
+  });
+  assert.deepEqual(await res.json(), [{ created_at: "2026-01-02T00:04:05-03:00" }]);
+  assert.equal(res.headers.get("preference-applied"), "timezone=America/Sao_Paulo");
+  const unknown = await rest(`${ITEMS}?select=created_at&id=eq.1`, {
+    headers: { prefer: "timezone=Moon/Tycho" },
+  });
+  assert.deepEqual(await unknown.json(), [{ created_at: "2026-01-02T03:04:05+00:00" }]);
+  assert.equal(unknown.headers.get("preference-applied"), null);
+  const strict = await rest(ITEMS, { headers: { prefer: "handling=strict, timezone=Moon/Tycho" } });
+  assert.equal(strict.status, 400);
+  assert.equal((await strict.json()).details, "Invalid preferences: timezone=Moon/Tycho");
+});
+
 Deno.test("an Accept the Data API cannot produce is 406 PGRST107", async () => {
   const res = await rest(ITEMS, { headers: { accept: "application/xml" } });
   assert.equal(res.status, 406);

@@ -17,13 +17,20 @@ export type Fixture = {
   probe: string;
 };
 
-async function restStatus(path: string): Promise<number> {
+async function restAnswer(path: string): Promise<{ status: number; code: string | null }> {
   const res = await fetch(`${REST_URL}/${path}`, {
     headers: { apikey: stack.serviceRoleKey, authorization: `Bearer ${stack.serviceRoleKey}` },
   });
-  await res.body?.cancel();
-  return res.status;
+  const text = await res.text();
+  let code: string | null = null;
+  try {
+    code = (JSON.parse(text) as { code?: string }).code ?? null;
+  } catch {
+    // not JSON: no code
+  }
+  return { status: res.status, code };
 }
+const restStatus = async (path: string) => (await restAnswer(path)).status;
 
 /** Asks the Data API to reload its schema cache and waits until `ready` says the change is visible. */
 export async function reloadSchemaCache(
@@ -41,6 +48,12 @@ export async function reloadSchemaCache(
 
 export const answers = (path: string, status: number) => async () => (await restStatus(path)) === status;
 
+/** True once the schema cache no longer knows the table or function (PGRST205/PGRST202, not a 42P01 from SQL). */
+export const unknownToCache = (path: string) => async () => {
+  const { status, code } = await restAnswer(path);
+  return status === 404 && (code === "PGRST205" || code === "PGRST202");
+};
+
 async function dropObjects(sql: Sql, f: Fixture): Promise<void> {
   for (const fn of f.functions ?? []) await sql.unsafe(`drop function if exists ${fn} cascade`);
   for (const t of [...f.tables].reverse()) await sql.unsafe(`drop table if exists public.${t} cascade`);
@@ -54,7 +67,7 @@ export async function createFixture(sql: Sql, f: Fixture): Promise<void> {
 
 export async function dropFixture(sql: Sql, f: Fixture): Promise<void> {
   await dropObjects(sql, f);
-  await reloadSchemaCache(sql, async () => (await restStatus(f.probe)) !== 200);
+  await reloadSchemaCache(sql, unknownToCache(f.probe));
 }
 
 /** A raw request to the Data API, for what supabase-js cannot express (bad tokens, HEAD headers, Range). */
