@@ -12,6 +12,7 @@ PGCONNECT_TIMEOUT=5 psql "$admin_url" -v ON_ERROR_STOP=1 -qAtX \
 # pg_cron's scheduler exits with the database it runs in; a restart brings it back.
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 restart >/dev/null
 psql_db -f scripts/stack/bootstrap.sql >/dev/null
+psql_db -f scripts/stack/auth/schema.sql >/dev/null
 log "applying migrations and seed"
 bash scripts/stack/push.sh --include-seed
 # The Data API reloads its schema cache on SIGHUP; the others reconnect.

@@ -43,7 +43,15 @@ as_pg() {
 
 pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process that has exited but not been reaped yet (a zombie, state Z) is not alive: kill -0 alone says it is.
+pid_alive() {
+  [ -f "$1" ] || return 1
+  local pid state
+  pid="$(cat "$1")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 0
+  [ "$state" != Z ]
+}
 
 psql_db() { PGCONNECT_TIMEOUT=5 psql "$DB_URL" -v ON_ERROR_STOP=1 -qAtX "$@"; }
 

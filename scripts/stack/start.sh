@@ -115,6 +115,8 @@ if [ "$fresh_cluster" = 1 ] || [ "$(psql_db -c "select to_regclass('auth.users')
 else
   bash scripts/stack/push.sh
 fi
+# The auth schema's tables the Auth stand-in uses (Auth's own migrations on a hosted project; idempotent).
+psql_db -f scripts/stack/auth/schema.sql >/dev/null
 
 # 5. Redis and the Upstash REST endpoint.
 if ! pid_alive "$STACK_DIR/redis.pid"; then
