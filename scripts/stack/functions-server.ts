@@ -27,7 +27,12 @@ const env = (name: string) => {
 const port = Number(env("API_PORT"));
 const dbUrl = env("DB_URL");
 const keys = await readKeys(env("KEYS_FILE"));
-const upstreams = { rest: env("REST_UPSTREAM_URL"), auth: env("AUTH_UPSTREAM_URL") };
+// The Data API and Auth services behind /rest/v1 and /auth/v1 (start.sh's; servers started by tests and benchmarks
+// for functions alone share the stack's).
+const upstreams = {
+  rest: Deno.env.get("REST_UPSTREAM_URL") ?? "http://127.0.0.1:54341",
+  auth: Deno.env.get("AUTH_UPSTREAM_URL") ?? "http://127.0.0.1:54342",
+};
 const apiUrl = `http://127.0.0.1:${port}`;
 // What the stack provides beyond the platform's own variables (lower priority than the env file):
 // its Upstash endpoint, and the JWT secret for verifying legacy HS256 tokens (on a hosted project, set

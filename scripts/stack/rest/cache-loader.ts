@@ -14,7 +14,7 @@ export class CacheLoader {
   #delayMs = 250;
   #stopped = false;
 
-  constructor(private readonly sql: postgres.Sql, private readonly config: RestConfig) {}
+  constructor(private readonly sql: () => postgres.Sql, private readonly config: RestConfig) {}
 
   get current(): SchemaCache | null {
     return this.#cache;
@@ -44,7 +44,7 @@ export class CacheLoader {
   async #run(reason: string): Promise<void> {
     const started = performance.now();
     try {
-      this.#cache = await loadSchemaCache(this.sql, this.config);
+      this.#cache = await loadSchemaCache(this.sql(), this.config);
       this.#delayMs = 250;
       clearTimeout(this.#retry);
       log("info", "schema cache loaded", {

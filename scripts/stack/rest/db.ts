@@ -69,11 +69,18 @@ const PASS_THROUGH: Record<string, postgres.PostgresType> = {
 class Abandoned extends Error {}
 
 export class Database {
-  readonly sql: postgres.Sql;
+  #sql: postgres.Sql;
 
-  constructor(url: string, private readonly opts: { poolSize: number; acquisitionTimeoutMs: number }) {
-    this.sql = postgres(url, {
-      max: opts.poolSize,
+  constructor(
+    private readonly url: string,
+    private readonly opts: { poolSize: number; acquisitionTimeoutMs: number },
+  ) {
+    this.#sql = this.#pool();
+  }
+
+  #pool(): postgres.Sql {
+    return postgres(this.url, {
+      max: this.opts.poolSize,
       prepare: true,
       types: PASS_THROUGH,
       idle_timeout: 60,
@@ -81,6 +88,22 @@ export class Database {
       onnotice: () => {},
       connection: { application_name: "rest stand-in (PostgREST)" },
     });
+  }
+
+  /** The pool in use now (recycle() replaces it). */
+  get sql(): postgres.Sql {
+    return this.#sql;
+  }
+
+  /**
+   * A new pool for new requests; the old one ends once its in-flight transactions are done. After the database was
+   * dropped and recreated (npm run db:reset, which is `supabase db reset` restarting the services on the platform's
+   * CLI) every pooled connection is dead: without this, the next requests would each meet one and answer 503.
+   */
+  recycle(): void {
+    const old = this.#sql;
+    this.#sql = this.#pool();
+    old.end({ timeout: 5 }).catch(() => {});
   }
 
   /**
@@ -147,6 +170,6 @@ export class Database {
   }
 
   async end(): Promise<void> {
-    await this.sql.end({ timeout: 1 });
+    await this.#sql.end({ timeout: 1 });
   }
 }

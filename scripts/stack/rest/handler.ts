@@ -60,6 +60,16 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       }
     } catch (e) {
       const err = asApiError(e, auth, deps);
+      if (err.status >= 500) {
+        // What PostgREST logs of a failed request: never the query string, body or token.
+        log("warn", "request failed", {
+          method: req.method,
+          path: new URL(req.url).pathname,
+          status: err.status,
+          code: err.code,
+          message: err.message,
+        });
+      }
       const res = errorResponse(err, { head: req.method === "HEAD" });
       if (err.status === 503) res.headers.set("retry-after", String(deps.retryAfter()));
       return res;

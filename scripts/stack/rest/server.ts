@@ -28,8 +28,19 @@ const db = new Database(config.authenticatorUrl, {
   poolSize: config.poolSize,
   acquisitionTimeoutMs: config.poolAcquisitionTimeoutMs,
 });
-const cache = new CacheLoader(db.sql, config);
-const listener = new Listener(config.authenticatorUrl, { onReload: (reason) => void cache.reload(reason) });
+const cache = new CacheLoader(() => db.sql, config);
+// A listener that connects again after losing its connection means the database went away (restarted, or dropped and
+// recreated): the pooled connections are dead too, so they are replaced along with the cache.
+let listenerConnectedBefore = false;
+const listener = new Listener(config.authenticatorUrl, {
+  onReload: (reason) => {
+    if (reason === "listener connected") {
+      if (listenerConnectedBefore) db.recycle();
+      listenerConnectedBefore = true;
+    }
+    void cache.reload(reason);
+  },
+});
 
 const handler = createHandler({
   config,
@@ -50,11 +61,16 @@ const server = Deno.serve(
 );
 listener.start(); // connecting loads the cache (and reloads it on every reconnection)
 
-// SIGHUP (npm run db:reset) and SIGUSR1 rebuild the schema cache, as PostgREST's SIGUSR1 does; SIGUSR2 reloads
-// the config, whose in-database part (role settings) is in the cache too.
-for (const signal of ["SIGHUP", "SIGUSR1", "SIGUSR2"] as const) {
+// SIGUSR1 rebuilds the schema cache, as PostgREST's SIGUSR1 does; SIGUSR2 reloads the config, whose in-database
+// part (role settings) is in the cache too.
+for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
   Deno.addSignalListener(signal, () => void cache.reload(signal));
 }
+// SIGHUP is sent by npm run db:reset, after the database was dropped and recreated: new connections too.
+Deno.addSignalListener("SIGHUP", () => {
+  db.recycle();
+  void cache.reload("SIGHUP");
+});
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, async () => {
     log("info", "shutting down", { signal });

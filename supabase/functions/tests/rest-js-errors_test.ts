@@ -27,7 +27,7 @@ Deno.test("RAISE SQLSTATE 'PGRST' sets the body from MESSAGE and the status, rea
     body: JSON.stringify({ kind: "pgrst" }),
   });
   assert.equal(res.status, 418);
-  // status_text is not sent: Deno's HTTP server writes the standard reason phrase (docs/local-stack.rest.md).
+  // status_text is not sent: Deno's HTTP server writes the standard reason phrase (docs/local-stack.md).
   assert.equal(res.headers.get("x-conformance"), "yes");
   assert.deepEqual(await res.json(), {
     code: "CX418",

@@ -188,6 +188,57 @@ Deno.test("it survives its database being dropped and recreated (db:reset): 503 
   }
 });
 
+Deno.test("after db:reset every pooled connection is new: the first requests on the recreated database all succeed", async () => {
+  // db:reset drops the database while nothing is asking: the pool still holds connections to the dropped one.
+  // Without replacing them (on SIGHUP, or when the listener connects again), each of the next requests would meet
+  // a dead connection and answer 503.
+  await using scratch = await scratchDatabase("rest-pool");
+  const schema = `
+    create table public.conformance_pool_reset (id int primary key);
+    insert into public.conformance_pool_reset values (1);
+    grant select on public.conformance_pool_reset to anon;`;
+  await psql(scratch.url, { sql: schema });
+  const port = freePort();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", SERVER],
+    env: { API_PORT: String(port), DB_URL: scratch.url, KEYS_FILE: stack.keysFile, REST_DB_POOL: "8" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const read = async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/conformance_pool_reset?select=id`, {
+        headers: { authorization: `Bearer ${stack.anonKey}` },
+      });
+      await res.body?.cancel();
+      return res.status;
+    } catch {
+      return 0;
+    }
+  };
+  const burst = () => Promise.all(Array.from({ length: 8 }, read));
+  try {
+    for (let deadline = Date.now() + 20_000; (await read()) !== 200;) {
+      assert.ok(Date.now() < deadline, "the service came up");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.deepEqual(await burst(), Array(8).fill(200), "the pool holds 8 open connections");
+    const template = scratch.url.replace(/\/postgres$/, "/template1");
+    await psql(template, { sql: "drop database postgres with (force)" });
+    await psql(template, { sql: "create database postgres" });
+    await psql(scratch.url, {
+      file: new URL("../../../scripts/stack/bootstrap.sql", import.meta.url).pathname,
+    });
+    await psql(scratch.url, { sql: schema });
+    server.kill("SIGHUP");
+    await new Promise((res) => setTimeout(res, 1500)); // the reload; no request meanwhile
+    assert.deepEqual(await burst(), Array(8).fill(200));
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+  }
+});
+
 Deno.test("schema cache test teardown", async () => {
   await dropAll();
   await reloadSchemaCache(sql, unknownToCache(`${TABLE}?limit=0`));
