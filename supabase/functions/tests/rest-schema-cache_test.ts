@@ -218,7 +218,7 @@ Deno.test("after db:reset every pooled connection is new: the first requests on 
   };
   const burst = () => Promise.all(Array.from({ length: 8 }, read));
   try {
-    for (let deadline = Date.now() + 20_000; (await read()) !== 200;) {
+    for (const deadline = Date.now() + 20_000; (await read()) !== 200;) {
       assert.ok(Date.now() < deadline, "the service came up");
       await new Promise((res) => setTimeout(res, 100));
     }
