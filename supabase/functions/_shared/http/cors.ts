@@ -11,7 +11,7 @@ export const CORS_ALLOWED_HEADERS = [
   "x-stainless-runtime, x-stainless-runtime-version, x-stainless-arch, x-stainless-retry-count, x-stainless-timeout",
 ].join(", ");
 export const CORS_EXPOSED_HEADERS =
-  "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset";
+  "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, etag, x-cache";
 
 export function allowedOrigin(
   origin: string | null,

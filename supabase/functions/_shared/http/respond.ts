@@ -8,5 +8,8 @@ export function json(body: unknown, init: { status?: number; headers?: HeadersIn
 }
 
 export function errorResponse(error: HttpError): Response {
-  return json(errorBody(error.code, error.message), { status: error.status, headers: error.headers });
+  return json(errorBody(error.code, error.message, { details: error.details, hint: error.hint }), {
+    status: error.status,
+    headers: error.headers,
+  });
 }
