@@ -1,232 +1,258 @@
-// npm run bench:db — what a user's everyday database operations cost, measured as PostgREST runs them, and the
-// same operations through the local Data API (/rest/v1 over HTTP), so the stand-in's own cost is visible.
-// A benchmark script, never a test: it asserts nothing and only reports (DESIGN.md §4).
+// npm run bench:db [-- --scale 1] — the seed's operations at the seed's scale, measured as PostgREST runs them,
+// next to the same operations on the seed's as-audited design and a primary-key floor, in the same run; and the
+// Data API stand-in's own cost (the same calls through /rest/v1), and the cached marketplace endpoint's
+// requests/s. A benchmark script, never a test: it asserts nothing and only reports (DESIGN.md §4).
 //
-//   direct SQL   a real connection as `authenticator`, each operation in its own transaction with
-//                `set local role authenticated` and the user's `request.jwt.claims`, RLS on, prepared
-//                statements: exactly the statements PostgREST sends, without HTTP
-//   /rest/v1     the same operation sent by fetch to the API URL (gateway → Data API stand-in → Postgres),
-//                with the anon key and the user's access token, as supabase-js sends it
-//   service      the same request sent straight to the Data API stand-in (REST_PORT, 54341), without the
-//                gateway hop: what the stand-in itself costs
-//   floor        a primary-key lookup of one row in the same transaction shape (the least a request costs)
+//   data        db/generate.ts: --scale 1 is 10 000 users, 500 AI employees with versions, 50 000 hires,
+//               2 000 000 token_usage rows (--scale 0.1 for a quick run), loaded into the stack's database as
+//               bench-* users and employees, and into a scratch cluster for the as-audited copy
+//   as-audited  db/audited.ts: the scratch copy without our secondary indexes and rollups (AUDITED_LACKS)
+//   operations  db/operations.ts: the marketplace's first page, a later keyset page and a search; a hire; a
+//               user's month-to-date usage (the seed's sum over token_usage, and get_usage_summary)
+//   measure     db/measure.ts: p50/p95/p99 over BENCH_RUNS (1 000) runs at each BENCH_CONCURRENCY (1,16)
+//   EXPLAIN     (ANALYZE, BUFFERS) of every operation on both, with the plans inside its functions, saved to
+//               .stack/bench/explain/
 //
-// Operations: a user's balance; the newest page (50) of their ledger; their usage summary for the month
-// (the get_usage_summary RPC); an update of their profile (a write, RLS-checked).
+// The stack must be up (npm start). Everything it wrote to the stack's database is deleted at the end, on
+// failure and on Ctrl-C; the scratch cluster is removed.
 //
-// Data: BENCH_USERS users (default 2000), each with BENCH_LEDGER ledger rows (default 100) and BENCH_USAGE
-// usage rows spread over 60 days (default 100), loaded into the stack's database as users bench-*@example.com
-// and deleted at the end with everything that cascades from them. The stack must be up (npm start).
-//
-// env (all optional): BENCH_USERS=2000 BENCH_LEDGER=100 BENCH_USAGE=100 BENCH_RUNS=1000 (per operation,
-// target and concurrency) BENCH_CONCURRENCY=1,16.
+// env (all optional): BENCH_RUNS=1000 (per operation, design and concurrency) BENCH_CONCURRENCY=1,16
+// BENCH_AUDITED_SECONDS=30 (an as-audited cell stops after this long, with at least 100 runs; 0: no limit)
+// BENCH_REST=1 (0 skips the /rest/v1 comparison) BENCH_LOAD_SECONDS=10 (autocannon per scenario; 0 skips it).
 import postgres from "npm:postgres@3.4.9";
-import { projectJwt, readKeys } from "../stack/keys-file.ts";
+import { join } from "node:path";
+import { AUDITED_LACKS, auditedCopy, degrade } from "./db/audited.ts";
+import { explain } from "./db/explain.ts";
+import { cleanup, generate, type Loaded, scaleOf } from "./db/generate.ts";
+import { measure, type Stats } from "./db/measure.ts";
+import {
+  floor,
+  type Operation,
+  prepareTarget,
+  restOperations,
+  runAsUser,
+  seedOperations,
+  type Target,
+} from "./db/operations.ts";
+import {
+  type LoadRow,
+  loadTable,
+  type RestRow,
+  restTable,
+  type SeedRow,
+  seedTable,
+  TARGET_FLOOR_RATIO,
+  TARGET_P95_MS,
+} from "./db/report.ts";
+import { authenticatorUrl, progress, readStack, ROOT } from "./db/stack.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 const num = (name: string, fallback: number) => Number(Deno.env.get(name) ?? fallback);
-const USERS = num("BENCH_USERS", 2000);
-const LEDGER = num("BENCH_LEDGER", 100);
-const USAGE = num("BENCH_USAGE", 100);
 const RUNS = num("BENCH_RUNS", 1000);
 const CONCURRENCY = (Deno.env.get("BENCH_CONCURRENCY") ?? "1,16").split(",").map(Number);
+const AUDITED_SECONDS = num("BENCH_AUDITED_SECONDS", 30);
+const REST = Deno.env.get("BENCH_REST") !== "0";
+const LOAD_SECONDS = num("BENCH_LOAD_SECONDS", 10);
+const scaleArg = Deno.args.indexOf("--scale");
+const SCALE_FACTOR = scaleArg >= 0 ? Number(Deno.args[scaleArg + 1]) : 1;
+const scale = scaleOf(SCALE_FACTOR);
+const EXPLAIN_DIR = join(ROOT, ".stack", "bench", "explain");
 
-const status = new TextDecoder().decode(
-  (await new Deno.Command("bash", { args: [`${ROOT}scripts/stack/status.sh`, "-o", "env"] }).output()).stdout,
-);
-const stackEnv = Object.fromEntries(
-  status.split("\n").filter(Boolean).map((l) => {
-    const i = l.indexOf("=");
-    return [l.slice(0, i), l.slice(i + 1)];
-  }),
-);
-const DB_URL: string = stackEnv.DB_URL;
-const API_URL: string = stackEnv.API_URL;
-const ANON_KEY: string = stackEnv.ANON_KEY;
-const keys = await readKeys(`${Deno.env.get("STACK_DIR") ?? `${ROOT}.stack`}/keys.json`);
-const jwt = projectJwt(keys);
-const REST_SERVICE_URL = `http://127.0.0.1:${Deno.env.get("REST_PORT") ?? 54341}`;
-const progress = (msg: string) => console.error(`[bench:db] ${msg}`);
+const stack = await readStack();
+const admin = postgres(stack.dbUrl, { max: 4, onnotice: () => {} });
+const maxConcurrency = Math.max(...CONCURRENCY);
+const ourApi = postgres(authenticatorUrl(stack.dbUrl), { max: maxConcurrency, onnotice: () => {} });
+let scratch: Awaited<ReturnType<typeof auditedCopy>>["db"] | undefined;
+let auditedAdmin: postgres.Sql | undefined;
+let auditedApi: postgres.Sql | undefined;
 
-const admin = postgres(DB_URL, { max: 4, onnotice: () => {} });
-// PostgREST's own connection: the authenticator role, which only gains privileges through `set local role`.
-const authenticatorUrl = DB_URL.replace(/\/\/[^:]+:[^@]+@/, "//authenticator:postgres@");
-const api = postgres(authenticatorUrl, { max: Math.max(...CONCURRENCY), onnotice: () => {} });
-
-// ------------------------------------------------------------------------------------------------ data
-async function load(): Promise<string[]> {
-  progress(`loading ${USERS} users, ${USERS * LEDGER} ledger rows, ${USERS * USAGE} usage rows`);
-  const started = performance.now();
-  await admin`delete from auth.users where email like 'bench-%@example.com'`;
-  const ids = (await admin`
-    insert into auth.users (id, aud, role, email, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
-    select gen_random_uuid(), 'authenticated', 'authenticated', 'bench-' || i || '@example.com', now(), '{}',
-           '{"provider":"email","providers":["email"]}'
-      from generate_series(1, ${USERS}) i
-    returning id`).map((r) => r.id as string);
-  // The ledger through its one writer, a batch of users per statement.
-  for (let i = 0; i < ids.length; i += 200) {
-    await admin`
-      select private.update_user_token_balance(u.id, 1000 + n, 'adjustment', 'bench:' || u.id || ':' || n)
-        from unnest(${ids.slice(i, i + 200)}::uuid[]) u(id), generate_series(1, ${LEDGER}) n
-       order by u.id, n`;
-  }
-  await admin`
-    insert into public.token_usage (request_id, user_id, provider, model, input_tokens, output_tokens,
-                                    cost_micro_usd, status, created_at)
-    select 'bench-' || gen_random_uuid(), u.id, 'openai', (array['gpt-4o-mini', 'gpt-4o'])[1 + n % 2],
-           500 + n, 100 + n, 40 + n, 'ok', now() - make_interval(days => n % 60, secs => n)
-      from unnest(${ids}::uuid[]) u(id), generate_series(1, ${USAGE}) n`;
-  await admin`analyze public.token_transactions, public.token_usage, public.usage_daily, public.token_balances`;
-  progress(`loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  return ids;
+let cleaned: Promise<void> | undefined;
+function cleanUp(): Promise<void> {
+  cleaned ??= (async () => {
+    progress("deleting the benchmark's users and employees from the stack's database");
+    await cleanup(admin).catch((e) => console.error(`[bench:db] cleanup failed: ${e}`));
+    await Promise.all([admin.end(), ourApi.end(), auditedAdmin?.end(), auditedApi?.end()]);
+    await scratch?.stop();
+  })();
+  return cleaned;
 }
-
-// ------------------------------------------------------------------------------------------ operations
-type Operation = {
-  name: string;
-  /** The statement PostgREST sends for it (its JSON building included), run as the user. */
-  sql: (tx: postgres.TransactionSql, user: string) => Promise<unknown>;
-  /** The same operation as supabase-js sends it. */
-  http: (user: string) => Request;
-};
-const monthStart = new Date().toISOString().slice(0, 8) + "01";
-const today = new Date().toISOString().slice(0, 10);
-const tokens = new Map<string, string>();
-const headers = (user: string, extra: Record<string, string> = {}) => ({
-  apikey: ANON_KEY,
-  authorization: `Bearer ${tokens.get(user)}`,
-  ...extra,
-});
-const operations: Operation[] = [
-  {
-    name: "floor: one row by primary key",
-    sql: (tx, user) => tx`select id from public.users where id = ${user}`,
-    http: (user) =>
-      new Request(`${API_URL}/rest/v1/users?select=id&id=eq.${user}`, { headers: headers(user) }),
-  },
-  {
-    name: "my balance",
-    sql: (tx) => tx`select coalesce(json_agg(t), '[]') from (select * from public.token_balances) t`,
-    http: (user) => new Request(`${API_URL}/rest/v1/token_balances?select=*`, { headers: headers(user) }),
-  },
-  {
-    name: "my ledger, newest 50",
-    sql: (tx) =>
-      tx`select coalesce(json_agg(t), '[]') from (
-           select * from public.token_transactions order by created_at desc limit 50) t`,
-    http: (user) =>
-      new Request(`${API_URL}/rest/v1/token_transactions?select=*&order=created_at.desc&limit=50`, {
-        headers: headers(user),
-      }),
-  },
-  {
-    name: "my usage this month (RPC)",
-    sql: (tx) =>
-      tx`select coalesce(json_agg(t), '[]') from public.get_usage_summary(${monthStart}::date, ${today}::date) t`,
-    http: (user) =>
-      new Request(`${API_URL}/rest/v1/rpc/get_usage_summary`, {
-        method: "POST",
-        headers: headers(user, { "content-type": "application/json" }),
-        body: JSON.stringify({ p_from: monthStart, p_to: today }),
-      }),
-  },
-  {
-    name: "update my profile",
-    sql: (tx, user) =>
-      tx`update public.user_profiles set display_name = ${
-        "bench " + performance.now()
-      } where user_id = ${user}`,
-    http: (user) =>
-      new Request(`${API_URL}/rest/v1/user_profiles?user_id=eq.${user}`, {
-        method: "PATCH",
-        headers: headers(user, { "content-type": "application/json", prefer: "return=minimal" }),
-        body: JSON.stringify({ display_name: `bench ${performance.now()}` }),
-      }),
-  },
-];
-
-async function runSql(op: Operation, user: string) {
-  await api.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-                    set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: user, role: "authenticated" })
-    }, true)`;
-    await op.sql(tx, user);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => {
+    progress(`${signal}: cleaning up`);
+    cleanUp().finally(() => Deno.exit(130));
   });
 }
 
-async function runHttp(op: Operation, user: string, base?: string) {
-  const request = op.http(user);
-  const res = await fetch(
-    base ? new Request(request.url.replace(`${API_URL}/rest/v1`, base), request) : request,
-  );
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`${op.name}: HTTP ${res.status}`);
+const machine = async () => {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown CPU";
+  const [{ version }] = await admin`select current_setting('server_version') as version`;
+  return `${navigator.hardwareConcurrency} cores (${cpu}), PostgreSQL ${version}`;
+};
+
+async function explainAll(target: Target, url: string, ops: Operation[]) {
+  await Deno.mkdir(EXPLAIN_DIR, { recursive: true });
+  for (const op of ops) {
+    await Deno.writeTextFile(
+      join(EXPLAIN_DIR, `${target.name}-${op.key}.txt`),
+      await explain(url, op, op.call(0)),
+    );
+  }
 }
 
-type Stats = { p50: number; p95: number; p99: number; perSecond: number };
-async function measure(
-  run: (user: string) => Promise<void>,
-  users: string[],
-  concurrency: number,
-): Promise<Stats> {
-  // Warm-up at the same concurrency (so every pooled connection is open before timing), not counted.
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < 20 * concurrency) await run(users[next++ % users.length]);
-  }));
-  const latencies: number[] = [];
-  next = 0;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < RUNS) {
-      const user = users[next++ % users.length];
-      const t = performance.now();
-      await run(user);
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const elapsed = performance.now() - started;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), perSecond: (latencies.length / elapsed) * 1000 };
-}
+const runOn = (target: Target, op: Operation) => async (n: number) => {
+  await runAsUser(target.api, op.call(n));
+};
 
-// ------------------------------------------------------------------------------------------------- run
-const ids = await load();
 try {
-  for (const id of ids) {
-    tokens.set(id, await jwt.sign({ sub: id, role: "authenticated", aud: "authenticated", exp: 2e9 }));
-  }
-  const rows: string[] = [];
-  const ms = (x: number) => x.toFixed(2);
+  const started = performance.now();
+  progress(
+    `loading --scale ${SCALE_FACTOR} into the stack's database and an as-audited scratch copy, in parallel`,
+  );
+  const [ours, audited]: [Loaded, Awaited<ReturnType<typeof auditedCopy>>] = await Promise.all([
+    generate(admin, scale, "ours"),
+    auditedCopy(scale).then((a) => (scratch = a.db, a)),
+  ]);
+  const loadSeconds = (performance.now() - started) / 1000;
+  progress(`both loaded in ${loadSeconds.toFixed(1)} s`);
+  const dropped = await degrade(scratch!.url);
+  auditedAdmin = postgres(scratch!.url, { max: 2, onnotice: () => {} });
+  auditedApi = postgres(authenticatorUrl(scratch!.url), { max: maxConcurrency, onnotice: () => {} });
+
+  const hiresNeeded = CONCURRENCY.reduce((n, c) => n + 20 * c + RUNS, 0) + 10;
+  const oursTarget = await prepareTarget("ours", admin, ourApi, ours.users, hiresNeeded);
+  const auditedTarget = await prepareTarget(
+    "as-audited",
+    auditedAdmin,
+    auditedApi,
+    audited.loaded.users,
+    hiresNeeded,
+  );
+  const oursOps = [floor(oursTarget), ...seedOperations(oursTarget)];
+  const auditedOps = [floor(auditedTarget), ...seedOperations(auditedTarget)];
+
+  progress(`EXPLAIN (ANALYZE, BUFFERS) of each operation → ${EXPLAIN_DIR}`);
+  await explainAll(oursTarget, stack.dbUrl, oursOps);
+  await explainAll(auditedTarget, scratch!.url, auditedOps);
+
+  const seedRows: SeedRow[] = [];
   for (const concurrency of CONCURRENCY) {
-    for (const op of operations) {
+    // The hires of the previous round folded, as the minute's job does, on both.
+    await admin`select private.fold_employee_analytics()`;
+    await auditedAdmin`select private.fold_employee_analytics()`;
+    const floors: Stats[] = [];
+    for (const [i, op] of oursOps.entries()) {
       progress(`${op.name}, c=${concurrency}`);
-      const direct = await measure((u) => runSql(op, u), ids, concurrency);
-      const service = await measure((u) => runHttp(op, u, REST_SERVICE_URL), ids, concurrency);
-      const http = await measure((u) => runHttp(op, u), ids, concurrency);
-      rows.push(
-        `| ${op.name} | ${concurrency} | ${ms(direct.p50)} | ${ms(direct.p95)} | ${ms(direct.p99)} | ` +
-          `${ms(service.p50)} | ${ms(service.p95)} | ` +
-          `${ms(http.p50)} | ${ms(http.p95)} | ${ms(http.p99)} | ${(http.p50 / direct.p50).toFixed(1)}× | ` +
-          `${Math.round(direct.perSecond)} | ${Math.round(http.perSecond)} |`,
-      );
+      const o = await measure(runOn(oursTarget, op), { runs: RUNS, concurrency });
+      const a = await measure(runOn(auditedTarget, auditedOps[i]), {
+        runs: RUNS,
+        concurrency,
+        maxSeconds: AUDITED_SECONDS || undefined,
+      });
+      if (i === 0) floors.push(o, a);
+      seedRows.push({
+        name: op.name,
+        concurrency,
+        ours: o,
+        audited: a,
+        oursFloor: floors[0],
+        auditedFloor: floors[1],
+      });
     }
   }
-  console.log(
-    `bench:db — ${USERS} users, ${USERS * LEDGER} ledger rows, ${USERS * USAGE} usage rows, ` +
-      `${RUNS} runs per cell, ${new Date().toISOString().slice(0, 10)}\n`,
-  );
-  console.log(
-    "| operation | c | SQL p50 ms | SQL p95 | SQL p99 | /rest/v1 p50 ms | p95 | p99 | HTTP ÷ SQL (p50) | SQL/s | HTTP/s |",
-  );
-  console.log("| --- | -: | -: | -: | -: | -: | -: | -: | -: | -: | -: |");
-  for (const row of rows) console.log(row);
+
+  const restRows: RestRow[] = [];
+  if (REST) {
+    const restUsers = ours.users.slice(0, 2000);
+    const tokens = new Map<string, string>();
+    for (const id of restUsers) tokens.set(id, await stack.sign(id));
+    const restTarget: Target = { ...oursTarget, users: restUsers };
+    const http = (op: Operation, base: string) => async (n: number) => {
+      const { user } = op.call(n);
+      const { path, init } = op.http!(user);
+      const res = await fetch(`${base}${path}`, {
+        ...init,
+        headers: { apikey: stack.anonKey, authorization: `Bearer ${tokens.get(user)}`, ...init?.headers },
+      });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`${op.name}: HTTP ${res.status}`);
+    };
+    for (const concurrency of CONCURRENCY) {
+      for (const op of restOperations(restTarget)) {
+        progress(`/rest/v1: ${op.name}, c=${concurrency}`);
+        restRows.push({
+          name: op.name,
+          concurrency,
+          sql: await measure(runOn(restTarget, op), { runs: RUNS, concurrency }),
+          service: await measure(http(op, stack.restServiceUrl), { runs: RUNS, concurrency }),
+          http: await measure(http(op, `${stack.apiUrl}/rest/v1`), { runs: RUNS, concurrency }),
+        });
+      }
+    }
+  }
+
+  let loadRows: LoadRow[] = [];
+  let loadNote = "not measured (BENCH_LOAD_SECONDS=0)";
+  if (LOAD_SECONDS > 0) {
+    const probe = await fetch(`${stack.apiUrl}/functions/v1/marketplace`, {
+      headers: { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}` },
+    });
+    await probe.arrayBuffer();
+    if (probe.ok) {
+      progress(
+        `autocannon on GET /functions/v1/marketplace, ${maxConcurrency} connections, ${LOAD_SECONDS} s each`,
+      );
+      const out = await new Deno.Command("node", {
+        args: [
+          join(ROOT, "scripts", "bench", "db", "marketplace-load.mjs"),
+          stack.apiUrl,
+          stack.anonKey,
+          String(maxConcurrency),
+          String(LOAD_SECONDS),
+        ],
+        stderr: "inherit",
+      }).output();
+      if (!out.success) throw new Error("marketplace-load.mjs failed");
+      loadRows = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+      loadNote = "";
+    } else {
+      loadNote = `not measured: GET /functions/v1/marketplace answered ${probe.status}`;
+    }
+  }
+
+  const seed = seedTable(seedRows);
+  const c = ours.counts;
+  const report = [
+    `bench:db --scale ${SCALE_FACTOR} — ${c.users} users, ${c.employees} bench employees (+ the seed's) with ` +
+    `${c.versions} versions, ${c.hires} hires, ${c.ratings} ratings, ${c.token_usage} token_usage rows ` +
+    `(${c.usage_daily} usage_daily), ${c.ledger} ledger rows; loaded in ${ours.seconds.toFixed(0)} s ` +
+    `(both copies in parallel: ${loadSeconds.toFixed(0)} s); ${RUNS} runs per cell` +
+    (AUDITED_SECONDS ? ` (an as-audited cell at most ${AUDITED_SECONDS} s, runs column)` : "") +
+    `; ${await machine()}; ${new Date().toISOString().slice(0, 16)}Z`,
+    "",
+    seed.text,
+    "",
+    `Targets: p95 ≤ ${TARGET_P95_MS} ms and p95 ≤ ${TARGET_FLOOR_RATIO}× the floor's, in this run: ` +
+    (seed.misses.length ? `not met by ${seed.misses.join(", ")}` : "met by every operation") + ".",
+    "",
+    "The as-audited copy lacks:",
+    ...AUDITED_LACKS.map((l) => `- ${l}`),
+    `- (dropped: ${dropped.join(", ")})`,
+    "",
+    ...(REST
+      ? [
+        "The Data API stand-in's own cost (the same calls by SQL and over HTTP, ours):",
+        "",
+        restTable(restRows),
+        "",
+      ]
+      : []),
+    loadNote ? `Marketplace endpoint: ${loadNote}.` : loadTable(loadRows),
+    "",
+    `EXPLAIN (ANALYZE, BUFFERS) of each operation: ${EXPLAIN_DIR}/`,
+  ].join("\n");
+  console.log(report);
+  await Deno.mkdir(join(ROOT, ".stack", "bench"), { recursive: true });
+  await Deno.writeTextFile(join(ROOT, ".stack", "bench", "db-report.md"), report + "\n");
+  progress(`report also in ${join(ROOT, ".stack", "bench", "db-report.md")}`);
 } finally {
-  progress("deleting the benchmark's users");
-  await admin`delete from auth.users where email like 'bench-%@example.com'`;
-  await admin.end();
-  await api.end();
+  await cleanUp();
 }
