@@ -31,8 +31,9 @@ export async function explain(url: string, op: Operation, call: Call): Promise<s
   } finally {
     await sql.end();
   }
-  // auto_explain also logs the EXPLAIN statement itself; the nested ones are what the functions ran.
-  const nested = notices.filter((n) => !/Query Text: explain /i.test(n));
+  // auto_explain also logs the EXPLAIN statement itself (and the claims' set_config); the nested ones are what the
+  // functions ran.
+  const nested = notices.filter((n) => !/Query Text: (explain |select set_config\('role')/i.test(n));
   return [
     `-- ${op.name}`,
     `-- as user ${call.user}; params ${JSON.stringify(call.params)}`,
