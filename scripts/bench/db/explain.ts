@@ -10,7 +10,20 @@ export async function explain(url: string, op: Operation, call: Call): Promise<s
   const notices: string[] = [];
   const sql = postgres(url, { max: 1, onnotice: (n) => notices.push(String(n.message)) });
   let top = "";
+  const asUser = (tx: postgres.TransactionSql) =>
+    tx`select set_config('role', 'authenticated', true),
+              set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: call.user, role: "authenticated" })
+    }, true)`;
   try {
+    // Once without EXPLAIN, rolled back: the plans a pooled connection would have cached are cached.
+    await sql.begin(async (tx) => {
+      await asUser(tx);
+      await tx.unsafe(call.text, call.params as never[]);
+      throw ROLLBACK;
+    }).catch((e) => {
+      if (e !== ROLLBACK) throw e;
+    });
     await sql.unsafe(`load 'auto_explain'`);
     await sql.unsafe(`set auto_explain.log_min_duration = 0; set auto_explain.log_analyze = on;
                       set auto_explain.log_buffers = on; set auto_explain.log_nested_statements = on;
