@@ -58,19 +58,32 @@ const scale = scaleOf(SCALE_FACTOR);
 const EXPLAIN_DIR = join(ROOT, ".stack", "bench", "explain");
 
 const stack = await readStack();
-const admin = postgres(stack.dbUrl, { max: 4, onnotice: () => {} });
+// Named, so an interrupted run can end its own statements before it cleans up.
+const APP = `bench:db ${Deno.pid}`;
+const options = { onnotice: () => {}, connection: { application_name: APP } };
+const admin = postgres(stack.dbUrl, { max: 4, ...options });
 const maxConcurrency = Math.max(...CONCURRENCY);
-const ourApi = postgres(authenticatorUrl(stack.dbUrl), { max: maxConcurrency, onnotice: () => {} });
+const ourApi = postgres(authenticatorUrl(stack.dbUrl), { max: maxConcurrency, ...options });
 let scratch: Awaited<ReturnType<typeof auditedCopy>>["db"] | undefined;
 let auditedAdmin: postgres.Sql | undefined;
 let auditedApi: postgres.Sql | undefined;
 
 let cleaned: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
+function cleanUp(interrupted = false): Promise<void> {
   cleaned ??= (async () => {
     progress("deleting the benchmark's users and employees from the stack's database");
-    await cleanup(admin).catch((e) => console.error(`[bench:db] cleanup failed: ${e}`));
-    await Promise.all([admin.end(), ourApi.end(), auditedAdmin?.end(), auditedApi?.end()]);
+    // Interrupted: this run's statements still running are ended first (their transactions roll back), so none
+    // commits rows after the cleanup; then a connection of its own deletes what was committed.
+    const sql = interrupted ? postgres(stack.dbUrl, { max: 1, onnotice: () => {} }) : admin;
+    if (interrupted) {
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+                 where application_name = ${APP} and pid <> pg_backend_pid()`.catch(() => {});
+    }
+    await cleanup(sql).catch((e) => console.error(`[bench:db] cleanup failed: ${e}`));
+    if (interrupted) await sql.end();
+    await Promise.all(
+      [admin, ourApi, auditedAdmin, auditedApi].map((c) => c?.end({ timeout: 1 }).catch(() => {})),
+    );
     await scratch?.stop();
   })();
   return cleaned;
@@ -78,7 +91,7 @@ function cleanUp(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, () => {
     progress(`${signal}: cleaning up`);
-    cleanUp().finally(() => Deno.exit(130));
+    cleanUp(true).finally(() => Deno.exit(130));
   });
 }
 
@@ -109,7 +122,7 @@ try {
   );
   const [ours, audited]: [Loaded, Awaited<ReturnType<typeof auditedCopy>>] = await Promise.all([
     generate(admin, scale, "ours"),
-    auditedCopy(scale).then((a) => (scratch = a.db, a)),
+    auditedCopy(scale, (db) => scratch = db),
   ]);
   const loadSeconds = (performance.now() - started) / 1000;
   progress(`both loaded in ${loadSeconds.toFixed(1)} s`);

@@ -29,9 +29,14 @@ export const AUDITED_TABLES = [
 ];
 
 /** A scratch cluster with the schema, the seed and the generated data; not yet degraded (see degrade()). */
-export async function auditedCopy(scale: Scale): Promise<{ db: ScratchDatabase; loaded: Loaded }> {
+export async function auditedCopy(
+  scale: Scale,
+  /** Called as soon as the cluster exists (so an interrupted run can remove it). */
+  onCluster: (db: ScratchDatabase) => void = () => {},
+): Promise<{ db: ScratchDatabase; loaded: Loaded }> {
   const t = performance.now();
   const db = await scratchDatabase("bench-audited", { durable: true });
+  onCluster(db);
   try {
     await applyMigrations(db.url);
     await psql(db.url, { file: join(ROOT, "supabase", "seed.sql") });
