@@ -45,7 +45,9 @@ comment on column public.token_usage.cache_write_tokens is 'Input tokens written
 
 comment on column public.token_usage.reasoning_tokens is 'Output tokens spent reasoning (part of output_tokens).';
 
-create index token_usage_user_id_idx on public.token_usage (user_id, created_at desc);
+-- A user's usage over a period (their own rows under RLS, newest first; month-to-date sums of cost_micro_usd read
+-- the index alone).
+create index token_usage_user_id_idx on public.token_usage (user_id, created_at desc) include (cost_micro_usd);
 
 create index token_usage_pricing_id_idx on public.token_usage (pricing_id);
 

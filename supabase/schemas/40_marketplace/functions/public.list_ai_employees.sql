@@ -64,7 +64,8 @@ begin
            case p_sort when 'popular' then -a.hire_count::numeric
                        when 'rating' then -a.rating_count::numeric
                        else 0 end as k2,
-           case p_sort when 'name' then e.name else '' end as k3
+           case p_sort when 'name' then e.name else '' end as k3,
+           a as analytics
       from public.ai_employees e
       join private.live_employee_analytics() a on a.employee_id = e.id
      where e.is_listed and (v_tsquery is null or e.search_vector @@ v_tsquery)
@@ -76,11 +77,11 @@ begin
              order by c.k1, c.k2, c.k3, c.id
              limit p_limit + 1) c
   )
-  -- Cards for the page's rows only (the candidates carry just their keys).
-  select coalesce((select jsonb_agg(private._ai_employee_card(e, a) order by p.n)
+  -- Cards for the page's rows only, from the analytics row each candidate already carries: the live numbers are
+  -- computed once per call, and a plain row lets _ai_employee_card inline.
+  select coalesce((select jsonb_agg(private._ai_employee_card(e, p.analytics) order by p.n)
                      from page p
                      join public.ai_employees e on e.id = p.id
-                     join private.live_employee_analytics() a on a.employee_id = p.id
                     where p.n <= p_limit), '[]'),
          (select private._encode_cursor(p_sort, v_fingerprint, jsonb_build_array(p.k1::text, p.k2::text, p.k3, p.id))
             from page p where p.n = p_limit and exists (select 1 from page q where q.n > p_limit)),
