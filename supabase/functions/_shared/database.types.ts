@@ -487,6 +487,10 @@ export type Database = {
           isSetofReturn: true;
         };
       };
+      _chat_message_search_vector: {
+        Args: { p_content: string };
+        Returns: unknown;
+      };
       _credit_token_pack: {
         Args: {
           p_amount_paid: number;
@@ -1212,6 +1216,139 @@ export type Database = {
           },
         ];
       };
+      chat_messages: {
+        Row: {
+          content: string;
+          created_at: string;
+          error_code: string | null;
+          gateway_request_id: string | null;
+          id: string;
+          model: string | null;
+          parent_id: string | null;
+          parts: Json | null;
+          provider: string | null;
+          role: string;
+          run_id: string | null;
+          session_id: string;
+          status: string;
+          updated_at: string;
+          user_id: string;
+        };
+        Insert: {
+          content?: string;
+          created_at?: string;
+          error_code?: string | null;
+          gateway_request_id?: string | null;
+          id?: string;
+          model?: string | null;
+          parent_id?: string | null;
+          parts?: Json | null;
+          provider?: string | null;
+          role?: string;
+          run_id?: string | null;
+          session_id: string;
+          status?: string;
+          updated_at?: string;
+          user_id: string;
+        };
+        Update: {
+          content?: string;
+          created_at?: string;
+          error_code?: string | null;
+          gateway_request_id?: string | null;
+          id?: string;
+          model?: string | null;
+          parent_id?: string | null;
+          parts?: Json | null;
+          provider?: string | null;
+          role?: string;
+          run_id?: string | null;
+          session_id?: string;
+          status?: string;
+          updated_at?: string;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "owner_is_the_sessions";
+            columns: ["session_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "chat_sessions";
+            referencedColumns: ["id", "user_id"];
+          },
+          {
+            foreignKeyName: "parent_is_in_the_session";
+            columns: ["parent_id", "session_id"];
+            isOneToOne: false;
+            referencedRelation: "chat_messages";
+            referencedColumns: ["id", "session_id"];
+          },
+        ];
+      };
+      chat_sessions: {
+        Row: {
+          created_at: string;
+          employee_id: string;
+          hire_id: string;
+          id: string;
+          is_archived: boolean;
+          is_pinned: boolean;
+          last_message_at: string;
+          message_count: number;
+          title: string | null;
+          updated_at: string;
+          user_id: string;
+        };
+        Insert: {
+          created_at?: string;
+          employee_id: string;
+          hire_id: string;
+          id?: string;
+          is_archived?: boolean;
+          is_pinned?: boolean;
+          last_message_at?: string;
+          message_count?: number;
+          title?: string | null;
+          updated_at?: string;
+          user_id: string;
+        };
+        Update: {
+          created_at?: string;
+          employee_id?: string;
+          hire_id?: string;
+          id?: string;
+          is_archived?: boolean;
+          is_pinned?: boolean;
+          last_message_at?: string;
+          message_count?: number;
+          title?: string | null;
+          updated_at?: string;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "chat_sessions_employee_id_fkey";
+            columns: ["employee_id"];
+            isOneToOne: false;
+            referencedRelation: "ai_employees";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "chat_sessions_user_id_fkey";
+            columns: ["user_id"];
+            isOneToOne: false;
+            referencedRelation: "users";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "hire_is_the_owners";
+            columns: ["hire_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "purchased_employees";
+            referencedColumns: ["id", "user_id"];
+          },
+        ];
+      };
       employee_analytics: {
         Row: {
           active_hires: number;
@@ -1719,7 +1856,9 @@ export type Database = {
           reasoning_tokens: number;
           request_fee_micro_usd: number;
           request_id: string;
+          run_id: string | null;
           search_context_size: string | null;
+          session_id: string | null;
           status: string;
           tokens_estimated: boolean;
           upstream_request_id: string | null;
@@ -1744,7 +1883,9 @@ export type Database = {
           reasoning_tokens?: number;
           request_fee_micro_usd?: number;
           request_id: string;
+          run_id?: string | null;
           search_context_size?: string | null;
+          session_id?: string | null;
           status: string;
           tokens_estimated?: boolean;
           upstream_request_id?: string | null;
@@ -1769,7 +1910,9 @@ export type Database = {
           reasoning_tokens?: number;
           request_fee_micro_usd?: number;
           request_id?: string;
+          run_id?: string | null;
           search_context_size?: string | null;
+          session_id?: string | null;
           status?: string;
           tokens_estimated?: boolean;
           upstream_request_id?: string | null;
@@ -2149,6 +2292,37 @@ export type Database = {
         };
         Returns: Json;
       };
+      list_chat_messages: {
+        Args: {
+          p_after?: string;
+          p_before?: string;
+          p_limit?: number;
+          p_session_id: string;
+        };
+        Returns: {
+          content: string;
+          created_at: string;
+          error_code: string | null;
+          gateway_request_id: string | null;
+          id: string;
+          model: string | null;
+          parent_id: string | null;
+          parts: Json | null;
+          provider: string | null;
+          role: string;
+          run_id: string | null;
+          session_id: string;
+          status: string;
+          updated_at: string;
+          user_id: string;
+        }[];
+        SetofOptions: {
+          from: "*";
+          to: "chat_messages";
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
       list_employee_reviews: {
         Args: { p_after?: string; p_limit?: number; p_slug: string };
         Returns: Json;
@@ -2156,6 +2330,16 @@ export type Database = {
       marketplace_catalog_version: {
         Args: Record<PropertyKey, never>;
         Returns: number;
+      };
+      search_chat_messages: {
+        Args: { p_limit?: number; p_query: string; p_session_id?: string };
+        Returns: {
+          created_at: string;
+          message_id: string;
+          role: string;
+          session_id: string;
+          snippet: string;
+        }[];
       };
       upgrade_hired_employee: {
         Args: { p_hire_id: string };

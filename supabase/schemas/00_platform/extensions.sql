@@ -5,3 +5,6 @@ grant usage on schema cron to postgres;
 
 -- btree_gist: exclusion constraints over (provider, model, period) keep price periods from overlapping.
 create extension if not exists btree_gist with schema extensions;
+
+-- btree_gin: GIN indexes keyed by a uuid too (chat search over one's own messages: owner and words in one index).
+create extension if not exists btree_gin with schema extensions;

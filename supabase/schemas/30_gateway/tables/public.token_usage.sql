@@ -27,6 +27,8 @@ create table public.token_usage (
   search_context_size text
     constraint search_context_size_is_known check (search_context_size in ('low', 'medium', 'high')),
   rate_id bigint references public.platform_token_rates (id),
+  session_id uuid,
+  run_id uuid,
   constraint cost_is_null_only_without_price check ((cost_micro_usd is null) = price_missing),
   constraint cached_and_written_are_within_input check (cached_input_tokens + cache_write_tokens <= input_tokens)
 );
@@ -43,11 +45,23 @@ comment on column public.token_usage.debited_tokens is
 
 comment on column public.token_usage.cache_write_tokens is 'Input tokens written to the prompt cache (part of input_tokens).';
 
+comment on column public.token_usage.session_id is
+  'The chat session of an agent call (null for a proxy call). No foreign key: usage lands after the call, through '
+  'the outbox, and a session deleted meanwhile must not turn it into a dead letter; usage outlives its session.';
+
+comment on column public.token_usage.run_id is
+  'The agent run of an agent call (null for a proxy call). No foreign key, as session_id (agent_runs comes with '
+  '60_agents).';
+
 comment on column public.token_usage.reasoning_tokens is 'Output tokens spent reasoning (part of output_tokens).';
 
 -- A user's usage over a period (their own rows under RLS, newest first; month-to-date sums of cost_micro_usd read
 -- the index alone).
 create index token_usage_user_id_idx on public.token_usage (user_id, created_at desc) include (cost_micro_usd);
+
+-- A user's usage per chat session (the seed's idx_token_usage_user_session): what a session cost.
+create index token_usage_user_session_idx on public.token_usage (user_id, session_id, created_at desc)
+  include (cost_micro_usd) where session_id is not null;
 
 create index token_usage_pricing_id_idx on public.token_usage (pricing_id);
 

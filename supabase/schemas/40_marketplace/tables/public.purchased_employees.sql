@@ -13,6 +13,8 @@ create table public.purchased_employees (
   last_used_at timestamptz,
   updated_at timestamptz not null default now(),
   constraint purchased_employees_one_per_user_and_employee unique (user_id, employee_id),
+  -- What chat_sessions' composite foreign key references: a session is with one of its owner's own hires.
+  constraint purchased_employees_id_user_id_key unique (id, user_id),
   constraint pinned_version_exists foreign key (employee_id, pinned_version)
     references public.ai_employee_versions (employee_id, version),
   constraint deactivated_at_is_set_when_inactive check ((deactivated_at is null) = is_active)
@@ -35,7 +37,8 @@ comment on column public.purchased_employees.hired_at is 'When it was first hire
 comment on column public.purchased_employees.pinned_at is 'When pinned_version was last set (the hire, an upgrade).';
 comment on column public.purchased_employees.deactivated_at is 'When it was last deactivated; null while active.';
 comment on column public.purchased_employees.last_used_at is
-  'When it last worked for the user (set by the service once chat exists): what "active users" counts.';
+  'When the user last wrote to it (a user message in a chat session with it, stamped by chat_messages'' trigger): '
+  'what "active users" counts.';
 
 -- (The unique constraint indexes user_id first; this one serves the employee and pinned-version foreign keys.)
 create index purchased_employees_employee_version_idx on public.purchased_employees (employee_id, pinned_version);

@@ -1,0 +1,10 @@
+create or replace function private._chat_message_search_vector(p_content text) returns tsvector
+language sql immutable
+as $$
+  select to_tsvector('simple', coalesce(p_content, ''))
+$$;
+
+comment on function private._chat_message_search_vector(text) is
+  'What chat search matches in a message: its words, unstemmed (the simple configuration: messages are in any '
+  'language). The expression of chat_messages_search_idx and of search_chat_messages; inlinable (SQL, no SET), so '
+  'the query matches the index.';
