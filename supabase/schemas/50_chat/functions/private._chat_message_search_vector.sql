@@ -8,3 +8,7 @@ comment on function private._chat_message_search_vector(text) is
   'What chat search matches in a message: its words, unstemmed (the simple configuration: messages are in any '
   'language). The expression of chat_messages_search_idx and of search_chat_messages; inlinable (SQL, no SET), so '
   'the query matches the index.';
+
+-- chat_messages_search_idx evaluates it as the writing role: users write their messages, the service the rest.
+-- (Without USAGE on schema private, a client still cannot call it by name.)
+grant execute on function private._chat_message_search_vector(text) to authenticated, service_role;
