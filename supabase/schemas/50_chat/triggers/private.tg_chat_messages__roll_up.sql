@@ -21,7 +21,7 @@ begin
                              where m.session_id = s.id and m.user_id = s.user_id), s.created_at) end,
            title = case
              when v_sign > 0 and s.title is null
-               then nullif(left(btrim(regexp_replace(p.first_user_text, '\s+', ' ', 'g')), 80), '')
+               then nullif(btrim(left(btrim(regexp_replace(p.first_user_text, '\s+', ' ', 'g')), 80)), '')
              else s.title end
       from per_session p
      where s.id = p.session_id
