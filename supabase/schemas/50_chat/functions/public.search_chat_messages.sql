@@ -4,6 +4,7 @@ create or replace function public.search_chat_messages(
   message_id uuid, session_id uuid, role text, snippet text, created_at timestamptz
 )
 language plpgsql stable
+security definer
 set search_path = ''
 as $$
 declare
@@ -34,7 +35,8 @@ $$;
 comment on function public.search_chat_messages(text, uuid, integer) is
   'Full-text search over the caller''s own messages (optionally one session): web-search syntax ("quoted phrase", '
   'or, -not), unstemmed words, newest first, p_limit (1-50); each hit with a snippet, the matches between << and '
-  '>>. Runs as the caller under RLS and reads chat_messages_search_idx (owner and words). invalid_query (400): '
+  '>>. Reads only the caller''s rows (user_id = auth.uid(), the policy''s condition, stated in the query; SECURITY '
+  'DEFINER for private.raise_api_error) through chat_messages_search_idx (owner and words). invalid_query (400): '
   'empty or over 200 characters.';
 
 grant execute on function public.search_chat_messages(text, uuid, integer) to authenticated;
