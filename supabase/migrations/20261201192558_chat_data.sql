@@ -67,8 +67,9 @@ CREATE OR REPLACE FUNCTION private._chat_message_search_vector (
   RETURNS tsvector
   LANGUAGE sql
   IMMUTABLE
+  SET search_path TO ''
   AS $function$
-  select to_tsvector('simple', coalesce(p_content, ''))
+  select to_tsvector('pg_catalog.simple', coalesce(p_content, ''))
 $function$;
 
 CREATE OR REPLACE FUNCTION private.recompute_employee_analytics()
@@ -123,7 +124,7 @@ begin
                              where m.session_id = s.id and m.user_id = s.user_id), s.created_at) end,
            title = case
              when v_sign > 0 and s.title is null
-               then nullif(left(btrim(regexp_replace(p.first_user_text, '\s+', ' ', 'g')), 80), '')
+               then nullif(btrim(left(btrim(regexp_replace(p.first_user_text, '\s+', ' ', 'g')), 80)), '')
              else s.title end
       from per_session p
      where s.id = p.session_id
@@ -187,9 +188,11 @@ CREATE OR REPLACE FUNCTION public.list_chat_messages (
   RETURNS SETOF public.chat_messages
   LANGUAGE plpgsql
   STABLE
+  SECURITY DEFINER
   SET search_path TO ''
   AS $function$
 declare
+  v_user uuid := auth.uid();
   v_at timestamptz;
   v_id uuid;
 begin
@@ -201,9 +204,9 @@ begin
     perform private.raise_api_error(400, 'invalid_cursor', 'Page either before or after a message, not both');
   end if;
   if coalesce(p_before, p_after) is not null then
-    -- The cursor is a message of this session the caller may read (RLS applies: this runs as the caller).
+    -- The cursor is a message of this session, and the caller's.
     select m.created_at, m.id into v_at, v_id from public.chat_messages m
-     where m.id = coalesce(p_before, p_after) and m.session_id = p_session_id;
+     where m.id = coalesce(p_before, p_after) and m.session_id = p_session_id and m.user_id = v_user;
     if not found then
       perform private.raise_api_error(404, 'message_not_found',
         'The cursor is not a message of this session you can read', null,
@@ -214,13 +217,13 @@ begin
   if p_after is not null then
     return query
       select m.* from public.chat_messages m
-       where m.session_id = p_session_id and m.user_id = auth.uid() and (m.created_at, m.id) > (v_at, v_id)
+       where m.session_id = p_session_id and m.user_id = v_user and (m.created_at, m.id) > (v_at, v_id)
        order by m.created_at, m.id
        limit p_limit;
   else
     return query
       select m.* from public.chat_messages m
-       where m.session_id = p_session_id and m.user_id = auth.uid()
+       where m.session_id = p_session_id and m.user_id = v_user
          and (p_before is null or (m.created_at, m.id) < (v_at, v_id))
        order by m.created_at desc, m.id desc
        limit p_limit;
@@ -242,6 +245,7 @@ CREATE OR REPLACE FUNCTION public.search_chat_messages (
   )
   LANGUAGE plpgsql
   STABLE
+  SECURITY DEFINER
   SET search_path TO ''
   AS $function$
 declare
@@ -394,7 +398,7 @@ COMMENT ON COLUMN "public"."token_usage"."session_id" IS 'The chat session of an
 
 COMMENT ON EXTENSION "btree_gin" IS 'support for indexing common datatypes in GIN';
 
-COMMENT ON FUNCTION "private"."_chat_message_search_vector"(text) IS 'What chat search matches in a message: its words, unstemmed (the simple configuration: messages are in any language). The expression of chat_messages_search_idx and of search_chat_messages; inlinable (SQL, no SET), so the query matches the index.';
+COMMENT ON FUNCTION "private"."_chat_message_search_vector"(text) IS 'What chat search matches in a message: its words, unstemmed (the simple configuration: messages are in any language). The expression of chat_messages_search_idx and of search_chat_messages'' condition. Not inlinable on purpose (SET search_path): the query keeps the call, so it matches the index expression (an inlined call does not).';
 
 COMMENT ON FUNCTION "private"."recompute_employee_analytics"() IS 'Every AI employee''s numbers recomputed from the source rows (hires, ratings, chat messages), as employee_analytics rows (folded_at: now). Reads only; what the maintained figures (private.live_employee_analytics, and employee_analytics after a fold) must equal. An operator may compare them at any time.';
 
@@ -404,9 +408,9 @@ COMMENT ON FUNCTION "private"."tg_chat_sessions__record_analytics"() IS 'AFTER D
 
 COMMENT ON FUNCTION "private"."tg_chat_sessions__set_employee"() IS 'BEFORE INSERT or UPDATE OF hire_id on chat_sessions: sets employee_id to the hire''s employee (a client never chooses it). An unknown hire is a foreign key violation (23503).';
 
-COMMENT ON FUNCTION "public"."list_chat_messages"(uuid, uuid, uuid, integer) IS 'A page of p_limit (1-50) of the caller''s messages of one session, by keyset on (created_at, id): the newest first, or those before p_before, newest first (scrolling back), or those after p_after, oldest first (catching up). The cursor is a message id of the session. Runs as the caller, under RLS: another user''s session reads as empty, another user''s message as a cursor is message_not_found (404). Reads chat_messages_session_created_idx in order.';
+COMMENT ON FUNCTION "public"."list_chat_messages"(uuid, uuid, uuid, integer) IS 'A page of p_limit (1-50) of the caller''s messages of one session, by keyset on (created_at, id): the newest first, or those before p_before, newest first (scrolling back), or those after p_after, oldest first (catching up). The cursor is a message id of the session. Reads only the caller''s rows (the policy''s condition, user_id = auth.uid(), stated in the query; SECURITY DEFINER for private.raise_api_error): another user''s session reads as empty, another user''s message as a cursor is message_not_found (404). Reads chat_messages_session_created_idx in order.';
 
-COMMENT ON FUNCTION "public"."search_chat_messages"(text, uuid, integer) IS 'Full-text search over the caller''s own messages (optionally one session): web-search syntax ("quoted phrase", or, -not), unstemmed words, newest first, p_limit (1-50); each hit with a snippet, the matches between << and >>. Runs as the caller under RLS and reads chat_messages_search_idx (owner and words). invalid_query (400): empty or over 200 characters.';
+COMMENT ON FUNCTION "public"."search_chat_messages"(text, uuid, integer) IS 'Full-text search over the caller''s own messages (optionally one session): web-search syntax ("quoted phrase", or, -not), unstemmed words, newest first, p_limit (1-50); each hit with a snippet, the matches between << and >>. Reads only the caller''s rows (user_id = auth.uid(), the policy''s condition, stated in the query; SECURITY DEFINER for private.raise_api_error) through chat_messages_search_idx (owner and words). invalid_query (400): empty or over 200 characters.';
 
 COMMENT ON TABLE "public"."chat_messages" IS 'One row per message of a chat session (never a session-wide blob). user_id is the session''s owner (a composite foreign key), so a policy reads only the row itself. Messages form a tree by parent_id (regenerating or editing makes a sibling branch); the visible thread is a path from a root. Users read and delete their own and write only user messages in their own sessions; assistant and tool messages are the agents service''s (service key). Deleting a message deletes the replies under it. Page with list_chat_messages, search with search_chat_messages.';
 
@@ -414,7 +418,7 @@ COMMENT ON TABLE "public"."chat_sessions" IS 'A conversation of a user with one 
 
 REVOKE ALL ON FUNCTION "private"."_chat_message_search_vector"(text) FROM PUBLIC;
 
-GRANT EXECUTE ON FUNCTION "private"."_chat_message_search_vector"(text) TO "postgres";
+GRANT EXECUTE ON FUNCTION "private"."_chat_message_search_vector"(text) TO "authenticated", "postgres", "service_role";
 
 REVOKE ALL ON FUNCTION "private"."tg_chat_messages__roll_up"() FROM PUBLIC;
 
