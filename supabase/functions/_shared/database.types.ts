@@ -487,10 +487,6 @@ export type Database = {
           isSetofReturn: true;
         };
       };
-      _chat_message_search_vector: {
-        Args: { p_content: string };
-        Returns: unknown;
-      };
       _credit_token_pack: {
         Args: {
           p_amount_paid: number;

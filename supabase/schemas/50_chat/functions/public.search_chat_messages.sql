@@ -25,7 +25,8 @@ begin
            m.created_at
       from public.chat_messages m
      where m.user_id = v_user
-       and private._chat_message_search_vector(m.content) @@ v_query
+       -- chat_messages_search_idx's expression, exactly.
+       and to_tsvector('simple', m.content) @@ v_query
        and (p_session_id is null or m.session_id = p_session_id)
      order by m.created_at desc, m.id desc
      limit p_limit;

@@ -61,17 +61,6 @@ ALTER TABLE "public"."token_usage"
 ALTER TABLE "public"."token_usage"
   ADD COLUMN "run_id" uuid;
 
-CREATE OR REPLACE FUNCTION private._chat_message_search_vector (
-  p_content text
-)
-  RETURNS tsvector
-  LANGUAGE sql
-  IMMUTABLE
-  SET search_path TO ''
-  AS $function$
-  select to_tsvector('pg_catalog.simple', coalesce(p_content, ''))
-$function$;
-
 CREATE OR REPLACE FUNCTION private.recompute_employee_analytics()
   RETURNS SETOF public.employee_analytics
   LANGUAGE sql
@@ -266,7 +255,8 @@ begin
            m.created_at
       from public.chat_messages m
      where m.user_id = v_user
-       and private._chat_message_search_vector(m.content) @@ v_query
+       -- chat_messages_search_idx's expression, exactly.
+       and to_tsvector('simple', m.content) @@ v_query
        and (p_session_id is null or m.session_id = p_session_id)
      order by m.created_at desc, m.id desc
      limit p_limit;
@@ -292,6 +282,8 @@ ALTER TABLE "public"."chat_sessions"
   ADD CONSTRAINT "hire_is_the_owners" FOREIGN KEY (hire_id, user_id) REFERENCES public.purchased_employees(id, user_id) ON DELETE CASCADE;
 
 CREATE INDEX chat_messages_parent_idx ON public.chat_messages USING btree (parent_id, session_id);
+
+CREATE INDEX chat_messages_search_idx ON public.chat_messages USING gin (user_id, to_tsvector('simple'::regconfig, content));
 
 CREATE INDEX chat_messages_session_created_idx ON public.chat_messages USING btree (session_id, user_id, created_at DESC, id DESC);
 
@@ -398,8 +390,6 @@ COMMENT ON COLUMN "public"."token_usage"."session_id" IS 'The chat session of an
 
 COMMENT ON EXTENSION "btree_gin" IS 'support for indexing common datatypes in GIN';
 
-COMMENT ON FUNCTION "private"."_chat_message_search_vector"(text) IS 'What chat search matches in a message: its words, unstemmed (the simple configuration: messages are in any language). The expression of chat_messages_search_idx and of search_chat_messages'' condition. Not inlinable on purpose (SET search_path): the query keeps the call, so it matches the index expression (an inlined call does not).';
-
 COMMENT ON FUNCTION "private"."recompute_employee_analytics"() IS 'Every AI employee''s numbers recomputed from the source rows (hires, ratings, chat messages), as employee_analytics rows (folded_at: now). Reads only; what the maintained figures (private.live_employee_analytics, and employee_analytics after a fold) must equal. An operator may compare them at any time.';
 
 COMMENT ON FUNCTION "private"."tg_chat_messages__roll_up"() IS 'AFTER INSERT and AFTER DELETE on chat_messages, per statement (transition table "changed"): keeps each session''s message_count and last_message_at (a delete recomputes it from what is left), titles an untitled session from its first user message, writes the change of its employee''s total_messages as analytics delta rows (one per employee and statement), and on insert stamps the hire''s last_used_at with its newest user message (active users).';
@@ -415,10 +405,6 @@ COMMENT ON FUNCTION "public"."search_chat_messages"(text, uuid, integer) IS 'Ful
 COMMENT ON TABLE "public"."chat_messages" IS 'One row per message of a chat session (never a session-wide blob). user_id is the session''s owner (a composite foreign key), so a policy reads only the row itself. Messages form a tree by parent_id (regenerating or editing makes a sibling branch); the visible thread is a path from a root. Users read and delete their own and write only user messages in their own sessions; assistant and tool messages are the agents service''s (service key). Deleting a message deletes the replies under it. Page with list_chat_messages, search with search_chat_messages.';
 
 COMMENT ON TABLE "public"."chat_sessions" IS 'A conversation of a user with one of their hires (the hire is theirs: a composite foreign key on (hire_id, user_id)). Its messages are public.chat_messages, one row each; message_count and last_message_at are kept by chat_messages'' triggers, and a session without a title takes one from its first user message. Users read, create, rename, pin, archive and delete their own; deleting one deletes its messages.';
-
-REVOKE ALL ON FUNCTION "private"."_chat_message_search_vector"(text) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION "private"."_chat_message_search_vector"(text) TO "authenticated", "postgres", "service_role";
 
 REVOKE ALL ON FUNCTION "private"."tg_chat_messages__roll_up"() FROM PUBLIC;
 
@@ -465,7 +451,5 @@ GRANT INSERT ("user_id") ON TABLE "public"."chat_sessions" TO "authenticated";
 GRANT DELETE, SELECT ON TABLE "public"."chat_sessions" TO "authenticated";
 
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."chat_sessions" TO "postgres", "service_role";
-
-CREATE INDEX chat_messages_search_idx ON public.chat_messages USING gin (user_id, private._chat_message_search_vector(content));
 
 -- ---------------------------------------------------------------------------------- data (hand-written)
