@@ -44,6 +44,10 @@ alter table public.subscription_plans enable row level security;
 create policy "Anyone can read active plans" on public.subscription_plans
   for select to anon, authenticated using (is_active);
 
+-- A plan taken off sale stays readable by those still on it (their account row names it).
+create policy "Users can read the plan they are on" on public.subscription_plans
+  for select to authenticated using (id = (select u.plan from public.users u where u.id = (select auth.uid())));
+
 revoke all on public.subscription_plans from anon, authenticated;
 grant select on public.subscription_plans to anon, authenticated;
 

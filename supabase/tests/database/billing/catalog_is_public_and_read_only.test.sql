@@ -1,9 +1,9 @@
 -- The catalog is public and read-only: a signed-in user and anon read exactly the active plans and token packs
--- (the seeded free, pro and max among them) and no inactive one, and neither can insert, change or delete a plan or
--- a pack.
+-- (the seeded free, pro and max among them) and no inactive one — except the plan a user is still on — and neither
+-- can insert, change or delete a plan or a pack.
 begin;
 \ir ../../_helpers.psql
-select plan(15);
+select plan(17);
 
 select tests.create_user('billing-rls-bob@example.com') as bob_id \gset
 
@@ -13,6 +13,12 @@ insert into public.subscription_plans
 values ('pgtap021_legacy', 'Legacy', 1, 1, 1, 1, false);
 insert into public.token_packs (id, name, tokens, price_cents, is_active)
 values ('pgtap021_old_pack', 'Old pack', 1, 1, false);
+-- Carol is still on a plan taken off sale.
+select tests.create_user('billing-rls-carol@example.com') as carol_id \gset
+insert into public.subscription_plans
+  (id, name, monthly_token_allowance, requests_per_minute, tokens_per_minute, max_output_tokens, is_active)
+values ('pgtap021_retired', 'Retired', 1, 1, 1, 1, false);
+update public.users set plan = 'pgtap021_retired' where id = :'carol_id';
 select array_agg(id order by id) as active_plans from public.subscription_plans where is_active \gset
 select array_agg(id order by id) as active_packs from public.token_packs where is_active \gset
 
@@ -25,6 +31,16 @@ select is((select array_agg(id order by id) from public.token_packs), :'active_p
   'A signed-in user reads exactly the active token packs');
 select is((select count(*)::int from public.subscription_plans where id = 'pgtap021_legacy'), 0,
   'A signed-in user cannot read an inactive plan');
+
+-- A user still on a plan taken off sale reads that plan, and no other inactive one.
+select tests.clear_authentication();
+select tests.authenticate_as(:'carol_id');
+select is((select array_agg(id order by id) from public.subscription_plans where not is_active),
+  array['pgtap021_retired'], 'A user on a plan taken off sale reads it, and no other inactive plan');
+select tests.clear_authentication();
+select tests.authenticate_as(:'bob_id');
+select is((select count(*)::int from public.subscription_plans where id = 'pgtap021_retired'), 0,
+  'Another user does not read that inactive plan');
 
 select throws_ok(
   $$insert into public.subscription_plans (id, name, monthly_token_allowance, requests_per_minute, tokens_per_minute,
