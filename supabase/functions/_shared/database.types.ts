@@ -714,6 +714,45 @@ export type Database = {
           isSetofReturn: true;
         };
       };
+      agent_run_heartbeat: {
+        Args: { p_run_id: string };
+        Returns: {
+          cancel_requested: boolean;
+          status: string;
+        }[];
+      };
+      agent_thread: {
+        Args: { p_max_messages: number; p_message_id: string };
+        Returns: {
+          content: string;
+          depth: number;
+          id: string;
+          role: string;
+        }[];
+      };
+      append_agent_run_events: {
+        Args: { p_events: Json; p_run_id: string };
+        Returns: undefined;
+      };
+      begin_agent_run: {
+        Args: { p_run_id: string };
+        Returns: {
+          custom_instructions: string;
+          generation_settings: Json;
+          max_cost_tokens: number;
+          max_output_tokens: number;
+          max_steps: number;
+          model: string;
+          provider: string;
+          run_id: string;
+          session_id: string;
+          status: string;
+          system_prompt: string;
+          tools: string[];
+          user_id: string;
+          user_message_id: string;
+        }[];
+      };
       check_usage_alerts: {
         Args: { p_spike_factor?: number; p_spike_floor?: number };
         Returns: number;
@@ -726,6 +765,25 @@ export type Database = {
       ensure_cron_job: {
         Args: { p_command: string; p_name: string; p_schedule: string };
         Returns: number;
+      };
+      expire_stale_agent_runs: {
+        Args: { p_stale_after?: string };
+        Returns: number;
+      };
+      finish_agent_run: {
+        Args: {
+          p_error_code: string;
+          p_error_message: string;
+          p_incomplete_reason: string;
+          p_message: Json;
+          p_run_id: string;
+          p_status: string;
+        };
+        Returns: {
+          assistant_message_id: string;
+          finished: boolean;
+          status: string;
+        }[];
       };
       fold_employee_analytics: {
         Args: Record<PropertyKey, never>;
@@ -852,6 +910,7 @@ export type Database = {
         }[];
       };
       process_usage_outbox: { Args: { p_limit?: number }; Returns: number };
+      purge_agent_run_events: { Args: { p_keep?: string }; Returns: number };
       purge_cron_history: { Args: { p_keep?: string }; Returns: number };
       raise_admin_alert: {
         Args: {
@@ -911,6 +970,13 @@ export type Database = {
           isSetofReturn: true;
         };
       };
+      record_agent_step: {
+        Args: { p_run_id: string; p_step: Json };
+        Returns: {
+          cancel_requested: boolean;
+          status: string;
+        }[];
+      };
       release_expired_holds: {
         Args: Record<PropertyKey, never>;
         Returns: number;
@@ -933,9 +999,36 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      request_agent_run_cancel: {
+        Args: { p_run_id: string; p_user_id: string };
+        Returns: {
+          cancel_requested: boolean;
+          status: string;
+        }[];
+      };
       retry_failed_webhook_events: {
         Args: { p_limit?: number };
         Returns: number;
+      };
+      start_agent_run: {
+        Args: {
+          p_hire_id: string;
+          p_idempotency_key: string;
+          p_max_cost_tokens: number;
+          p_max_output_tokens: number;
+          p_max_steps: number;
+          p_message: string;
+          p_parent_id: string;
+          p_request_fingerprint: string;
+          p_session_id: string;
+          p_user_id: string;
+        };
+        Returns: {
+          replayed: boolean;
+          run_id: string;
+          session_id: string;
+          user_message_id: string;
+        }[];
       };
       update_user_token_balance: {
         Args: {
@@ -1041,11 +1134,264 @@ export type Database = {
         tokens_estimated: boolean | null;
         lease_id: string | null;
         admitted_at: string | null;
+        session_id: string | null;
+        run_id: string | null;
       };
     };
   };
   public: {
     Tables: {
+      agent_run_events: {
+        Row: {
+          created_at: string;
+          data: NonNullable<Json>;
+          run_id: string;
+          sequence_number: number;
+          type: string;
+          user_id: string;
+        };
+        Insert: {
+          created_at?: string;
+          data: NonNullable<Json>;
+          run_id: string;
+          sequence_number: number;
+          type: string;
+          user_id: string;
+        };
+        Update: {
+          created_at?: string;
+          data?: NonNullable<Json>;
+          run_id?: string;
+          sequence_number?: number;
+          type?: string;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "owner_is_the_runs";
+            columns: ["run_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "agent_runs";
+            referencedColumns: ["id", "user_id"];
+          },
+        ];
+      };
+      agent_run_steps: {
+        Row: {
+          attempts: number;
+          cached_input_tokens: number;
+          cost_tokens: number | null;
+          ended_at: string;
+          error_code: string | null;
+          gateway_request_id: string | null;
+          input: Json | null;
+          input_tokens: number;
+          kind: string;
+          model: string | null;
+          output: Json | null;
+          output_tokens: number;
+          run_id: string;
+          started_at: string;
+          status: string;
+          step_index: number;
+          tool_call_id: string | null;
+          tool_name: string | null;
+          user_id: string;
+        };
+        Insert: {
+          attempts?: number;
+          cached_input_tokens?: number;
+          cost_tokens?: number | null;
+          ended_at: string;
+          error_code?: string | null;
+          gateway_request_id?: string | null;
+          input?: Json | null;
+          input_tokens?: number;
+          kind: string;
+          model?: string | null;
+          output?: Json | null;
+          output_tokens?: number;
+          run_id: string;
+          started_at: string;
+          status: string;
+          step_index: number;
+          tool_call_id?: string | null;
+          tool_name?: string | null;
+          user_id: string;
+        };
+        Update: {
+          attempts?: number;
+          cached_input_tokens?: number;
+          cost_tokens?: number | null;
+          ended_at?: string;
+          error_code?: string | null;
+          gateway_request_id?: string | null;
+          input?: Json | null;
+          input_tokens?: number;
+          kind?: string;
+          model?: string | null;
+          output?: Json | null;
+          output_tokens?: number;
+          run_id?: string;
+          started_at?: string;
+          status?: string;
+          step_index?: number;
+          tool_call_id?: string | null;
+          tool_name?: string | null;
+          user_id?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "owner_is_the_runs";
+            columns: ["run_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "agent_runs";
+            referencedColumns: ["id", "user_id"];
+          },
+        ];
+      };
+      agent_runs: {
+        Row: {
+          assistant_message_id: string | null;
+          cached_input_tokens: number;
+          cancel_requested_at: string | null;
+          cost_tokens: number;
+          created_at: string;
+          employee_id: string;
+          employee_version: number;
+          ended_at: string | null;
+          error_code: string | null;
+          error_message: string | null;
+          heartbeat_at: string;
+          hire_id: string;
+          id: string;
+          idempotency_key: string | null;
+          incomplete_reason: string | null;
+          input_tokens: number;
+          max_cost_tokens: number;
+          max_output_tokens: number;
+          max_steps: number;
+          model: string;
+          output_tokens: number;
+          provider: string;
+          request_fingerprint: string | null;
+          session_id: string;
+          started_at: string | null;
+          status: string;
+          step_count: number;
+          updated_at: string;
+          user_id: string;
+          user_message_id: string | null;
+        };
+        Insert: {
+          assistant_message_id?: string | null;
+          cached_input_tokens?: number;
+          cancel_requested_at?: string | null;
+          cost_tokens?: number;
+          created_at?: string;
+          employee_id: string;
+          employee_version: number;
+          ended_at?: string | null;
+          error_code?: string | null;
+          error_message?: string | null;
+          heartbeat_at?: string;
+          hire_id: string;
+          id?: string;
+          idempotency_key?: string | null;
+          incomplete_reason?: string | null;
+          input_tokens?: number;
+          max_cost_tokens: number;
+          max_output_tokens: number;
+          max_steps?: number;
+          model: string;
+          output_tokens?: number;
+          provider: string;
+          request_fingerprint?: string | null;
+          session_id: string;
+          started_at?: string | null;
+          status?: string;
+          step_count?: number;
+          updated_at?: string;
+          user_id: string;
+          user_message_id?: string | null;
+        };
+        Update: {
+          assistant_message_id?: string | null;
+          cached_input_tokens?: number;
+          cancel_requested_at?: string | null;
+          cost_tokens?: number;
+          created_at?: string;
+          employee_id?: string;
+          employee_version?: number;
+          ended_at?: string | null;
+          error_code?: string | null;
+          error_message?: string | null;
+          heartbeat_at?: string;
+          hire_id?: string;
+          id?: string;
+          idempotency_key?: string | null;
+          incomplete_reason?: string | null;
+          input_tokens?: number;
+          max_cost_tokens?: number;
+          max_output_tokens?: number;
+          max_steps?: number;
+          model?: string;
+          output_tokens?: number;
+          provider?: string;
+          request_fingerprint?: string | null;
+          session_id?: string;
+          started_at?: string | null;
+          status?: string;
+          step_count?: number;
+          updated_at?: string;
+          user_id?: string;
+          user_message_id?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "agent_runs_user_id_fkey";
+            columns: ["user_id"];
+            isOneToOne: false;
+            referencedRelation: "users";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "assistant_message_is_in_the_session";
+            columns: ["assistant_message_id", "session_id"];
+            isOneToOne: false;
+            referencedRelation: "chat_messages";
+            referencedColumns: ["id", "session_id"];
+          },
+          {
+            foreignKeyName: "hire_is_the_owners";
+            columns: ["hire_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "purchased_employees";
+            referencedColumns: ["id", "user_id"];
+          },
+          {
+            foreignKeyName: "ran_a_version";
+            columns: ["employee_id", "employee_version"];
+            isOneToOne: false;
+            referencedRelation: "ai_employee_versions";
+            referencedColumns: ["employee_id", "version"];
+          },
+          {
+            foreignKeyName: "session_is_the_owners";
+            columns: ["session_id", "user_id"];
+            isOneToOne: false;
+            referencedRelation: "chat_sessions";
+            referencedColumns: ["id", "user_id"];
+          },
+          {
+            foreignKeyName: "user_message_is_in_the_session";
+            columns: ["user_message_id", "session_id"];
+            isOneToOne: false;
+            referencedRelation: "chat_messages";
+            referencedColumns: ["id", "session_id"];
+          },
+        ];
+      };
       ai_employee_categories: {
         Row: {
           created_at: string;
@@ -1278,6 +1624,13 @@ export type Database = {
             isOneToOne: false;
             referencedRelation: "chat_messages";
             referencedColumns: ["id", "session_id"];
+          },
+          {
+            foreignKeyName: "produced_by_a_run";
+            columns: ["run_id"];
+            isOneToOne: false;
+            referencedRelation: "agent_runs";
+            referencedColumns: ["id"];
           },
         ];
       };

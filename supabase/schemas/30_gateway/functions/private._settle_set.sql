@@ -73,11 +73,13 @@ begin
     insert into public.token_usage (
       request_id, user_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
       reasoning_tokens, cost_micro_usd, request_fee_micro_usd, search_context_size, pricing_id, rate_id,
-      price_missing, tokens_estimated, debited_tokens, status, http_status, latency_ms, upstream_request_id)
+      price_missing, tokens_estimated, debited_tokens, status, http_status, latency_ms, upstream_request_id,
+      session_id, run_id)
     select s.request_id, s.user_id, s.provider, s.model, s.input_tokens, s.cached_input_tokens, s.cache_write_tokens,
            s.output_tokens, s.reasoning_tokens, case when s.pricing_id is not null then s.cost_micro_usd end,
            s.request_fee_micro_usd, s.search_context_size, s.pricing_id, s.rate_id, s.pricing_id is null,
-           s.tokens_estimated, s.platform_tokens, s.status, s.http_status, s.latency_ms, s.upstream_request_id
+           s.tokens_estimated, s.platform_tokens, s.status, s.http_status, s.latency_ms, s.upstream_request_id,
+           s.session_id, s.run_id
       from settled s
      order by s.user_id, s.request_id
     returning provider, model, pricing_id

@@ -10,7 +10,8 @@ as $$
          greatest(coalesce(r.output_tokens, 0), 0),
          least(greatest(coalesce(r.reasoning_tokens, 0), 0), greatest(coalesce(r.output_tokens, 0), 0)),
          r.search_context_size, r.status, r.http_status, r.latency_ms, r.upstream_request_id,
-         coalesce(r.tokens_estimated, false), r.lease_id, coalesce(r.admitted_at, now())
+         coalesce(r.tokens_estimated, false), r.lease_id, coalesce(r.admitted_at, now()),
+         r.session_id, r.run_id
     from jsonb_populate_recordset(null::private.usage_record, p_records) r
 $$;
 

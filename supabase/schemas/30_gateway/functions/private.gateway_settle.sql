@@ -64,13 +64,14 @@ begin
   insert into public.token_usage (
     request_id, user_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
     reasoning_tokens, cost_micro_usd, request_fee_micro_usd, search_context_size, pricing_id, rate_id, price_missing,
-    tokens_estimated, debited_tokens, status, http_status, latency_ms, upstream_request_id)
+    tokens_estimated, debited_tokens, status, http_status, latency_ms, upstream_request_id, session_id, run_id)
   values (
     v_r.request_id, v_r.user_id, v_r.provider, v_r.model, v_r.input_tokens, v_r.cached_input_tokens,
     v_r.cache_write_tokens, v_r.output_tokens, v_r.reasoning_tokens,
     case when v_charge.pricing_id is not null then v_charge.cost_micro_usd end, v_charge.request_fee_micro_usd,
     v_r.search_context_size, v_charge.pricing_id, v_charge.rate_id, v_charge.pricing_id is null, v_r.tokens_estimated,
-    v_charge.platform_tokens, v_r.status, v_r.http_status, v_r.latency_ms, v_r.upstream_request_id)
+    v_charge.platform_tokens, v_r.status, v_r.http_status, v_r.latency_ms, v_r.upstream_request_id, v_r.session_id,
+    v_r.run_id)
   returning * into v_usage;
 
   if v_charge.pricing_id is null then

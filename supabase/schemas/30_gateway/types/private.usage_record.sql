@@ -15,7 +15,9 @@ create type private.usage_record as (
   upstream_request_id text,
   tokens_estimated boolean,
   lease_id text,
-  admitted_at timestamptz
+  admitted_at timestamptz,
+  session_id uuid,
+  run_id uuid
 );
 comment on type private.usage_record is
   'What the gateway reports of one call when it ends (sent as JSON to gateway_settle, gateway_batch_settle and '
@@ -27,3 +29,5 @@ comment on column private.usage_record.reasoning_tokens is 'Output tokens spent 
 comment on column private.usage_record.search_context_size is 'The search context size of a call that searched (its fee), else null.';
 comment on column private.usage_record.lease_id is 'The lease it was admitted under; null for a call admitted on its own (gateway_admit).';
 comment on column private.usage_record.admitted_at is 'When it was admitted: the price and rate then in force bill it.';
+comment on column private.usage_record.session_id is 'The chat session of an agent call (null for a proxy call).';
+comment on column private.usage_record.run_id is 'The agent run of an agent call (null for a proxy call).';

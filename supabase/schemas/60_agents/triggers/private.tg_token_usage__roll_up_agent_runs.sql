@@ -1,0 +1,23 @@
+create or replace function private.tg_token_usage__roll_up_agent_runs() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update public.agent_runs r
+     set input_tokens = r.input_tokens + u.input_tokens,
+         cached_input_tokens = r.cached_input_tokens + u.cached_input_tokens,
+         output_tokens = r.output_tokens + u.output_tokens,
+         cost_tokens = r.cost_tokens + u.cost_tokens
+    from (select i.run_id, sum(i.input_tokens) as input_tokens, sum(i.cached_input_tokens) as cached_input_tokens,
+                 sum(i.output_tokens) as output_tokens, sum(i.debited_tokens) as cost_tokens
+            from inserted i where i.run_id is not null group by i.run_id) u
+   where r.id = u.run_id;
+  return null;
+end;
+$$;
+
+comment on function private.tg_token_usage__roll_up_agent_runs() is
+  'AFTER INSERT on token_usage, per statement (transition table "inserted"): adds the tokens and the platform tokens '
+  'debited of agent calls to their runs'' totals, whichever settlement path wrote them (at once, batched, or from '
+  'the outbox later), so a run''s cost_tokens is exactly what its calls were billed.';
