@@ -17,6 +17,9 @@ export type CallState = {
   inputEstimate: number;
   upstreamRequestId: string | null;
   ticket: Ticket;
+  /** The chat session and agent run of an agent call (in-process); null for a proxy call. */
+  sessionId: string | null;
+  runId: string | null;
 };
 
 /** What the provider is known to have done, to bill a call by. */
@@ -81,5 +84,7 @@ export function usageRecord(
     tokens_estimated: usage.estimated,
     lease_id: call.ticket.leaseId,
     admitted_at: call.ticket.admittedAt.toISOString(),
+    session_id: call.sessionId,
+    run_id: call.runId,
   };
 }

@@ -5,6 +5,9 @@
 //   timeouts (504/502) → answer, metered (streams pass through as they arrive) → settle the usage after the
 //   answer is handed back (settlement/).
 //   parse.ts · admit.ts · forward.ts · meter.ts · settle.ts; the instance and its shutdown: instance.ts.
+// The agents runtime calls the same pipeline in-process (createInProcessGateway): its requests carry the user's
+// token like any SDK call, and what only the server may say about a call (its chat session and agent run, and who
+// wants to hear how it settled) travels beside the request object, never in it, so no client can claim it.
 import { type RequestContext, withHttp } from "../http/with-http.ts";
 import { callShape } from "./admit.ts";
 import type { CallState } from "./billed.ts";
@@ -15,6 +18,19 @@ import type { GatewayOptions } from "./options.ts";
 import { callerClaims, estimateInputTokens, providerKey, readCall, routeOf } from "./parse.ts";
 import { type ProviderAdapter, utf8Bytes } from "./providers/adapter.ts";
 import { settlementOf } from "./settle.ts";
+import type { Recorded } from "./settlement/record.ts";
+
+/** What the agents runtime says about a call it makes in-process: never read from the request itself. */
+export type InProcessCall = {
+  sessionId: string;
+  runId: string;
+  /** The gateway's request id of the call (its token_usage row), as soon as it is admitted. */
+  onAdmitted?: (requestId: string) => void;
+  /** How the call settled (its cost in platform tokens when it did at once). */
+  onSettled?: (recorded: Recorded) => void;
+};
+
+const inProcessCalls = new WeakMap<Request, InProcessCall>();
 
 export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayOptions) {
   const gateway = startInstance(adapter, options);
@@ -23,6 +39,19 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
     { name: adapter.functionName, methods: ["POST"], acceptRequestId: false },
     (req, ctx) => handle(gateway, req, ctx),
   );
+}
+
+/**
+ * The gateway pipeline as a function for the agents runtime (one instance per provider in its process): the same
+ * admission, hold, limits, settlement and metering as the proxy, without an HTTP hop. The request is built as the
+ * provider's SDK builds it, with the user's token as its API key.
+ */
+export function createInProcessGateway(adapter: ProviderAdapter, options: GatewayOptions) {
+  const handler = createGatewayHandler(adapter, options);
+  return (req: Request, call: InProcessCall): Promise<Response> => {
+    inProcessCalls.set(req, call);
+    return handler(req);
+  };
 }
 
 async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContext): Promise<Response> {
@@ -38,6 +67,8 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
   // when Upstash counts the limits, one Upstash call).
   const inputEstimate = estimateInputTokens(utf8Bytes(raw));
   const ticket = await gateway.leases.admit(claims.sub, callShape(described, inputEstimate));
+  const inProcess = inProcessCalls.get(req);
+  inProcess?.onAdmitted?.(ctx.requestId);
   const call: CallState = {
     requestId: ctx.requestId,
     userId: claims.sub,
@@ -47,12 +78,14 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
     inputEstimate,
     upstreamRequestId: null,
     ticket,
+    sessionId: inProcess?.sessionId ?? null,
+    runId: inProcess?.runId ?? null,
   };
 
   // Forward, with the max output capped to the plan's.
   const prepared = adapter.prepare(body, route, ticket.maxOutput);
   const upstream = forward(adapter, route, prepared.body, key, req, gateway.options);
-  const settle = settlementOf(gateway.inFlight, upstream, ticket, log);
+  const settle = settlementOf(gateway.inFlight, upstream, ticket, log, inProcess?.onSettled);
   const forwarded: Forwarded = { adapter, req, log, call, upstream, settle };
   let res: Response;
   try {

@@ -5,7 +5,7 @@ import type { Logger } from "../platform/log.ts";
 import { background } from "../platform/background.ts";
 import type { Ticket } from "./admission/book.ts";
 import type { UpstreamCall } from "./forward.ts";
-import type { UsageRecord } from "./settlement/record.ts";
+import type { Recorded, UsageRecord } from "./settlement/record.ts";
 import { recordUsage } from "./settlement/record-usage.ts";
 
 /** A call in flight in this instance: its upstream can be aborted, and `settled` resolves once it is settled. */
@@ -20,6 +20,7 @@ export function settlementOf(
   upstream: UpstreamCall,
   ticket: Ticket,
   log: Logger,
+  onSettled?: (recorded: Recorded) => void,
 ): Settle {
   let markSettled!: () => void;
   const tracked: InFlight = {
@@ -33,6 +34,7 @@ export function settlementOf(
     background(
       recordUsage(record, log).then((r) => {
         if (r.outcome === "settled") ticket.settled(r.costTokens, r.balance);
+        onSettled?.(r);
       }),
     );
     markSettled();

@@ -27,7 +27,13 @@ export type UsageRecord =
   & { [K in Filled]: NonNullable<UsageRecordRow[K]> }
   & Pick<
     UsageRecordRow,
-    "search_context_size" | "http_status" | "upstream_request_id" | "lease_id" | "admitted_at"
+    | "search_context_size"
+    | "http_status"
+    | "upstream_request_id"
+    | "lease_id"
+    | "admitted_at"
+    | "session_id"
+    | "run_id"
   >
   & {
     provider: Provider;
