@@ -1,17 +1,25 @@
 // The fake LLM upstreams speak the providers' real wire formats: the official SDKs, pointed straight at the fake
-// (only base URL and key changed), parse its answers, streams, usage and errors. No stack, no env vars.
+// (only base URL and key changed), parse its answers, streams, usage, errors and tool calls (OpenAI chat and
+// Responses, Anthropic, Gemini); the AI SDK runs a tool loop against it for each. No stack, no env vars.
 import assert from "node:assert/strict";
 import OpenAI from "npm:openai@7.57.0";
 import Anthropic from "npm:@anthropic-ai/sdk@1.13.0";
 import { ApiError, GoogleGenAI } from "npm:@google/genai@3.3.0";
+import { generateText, jsonSchema, type LanguageModel, stepCountIs, streamText, tool } from "npm:ai@7.0.173";
+import { createOpenAI } from "npm:@ai-sdk/openai@4.0.118";
+import { createAnthropic } from "npm:@ai-sdk/anthropic@4.0.105";
+import { createGoogleGenerativeAI } from "npm:@ai-sdk/google@4.0.121";
 import {
   FAKE_LLM_API_KEY,
   type FakeLlm,
+  type FakeLlmScript,
+  lastUserTextIn,
   LLM_PROVIDERS,
   type LlmProvider,
   reportedUsage,
   splitReply,
   startFakeLlm,
+  toolResultsIn,
 } from "./_lib/fake-llm.ts";
 
 const KEY = FAKE_LLM_API_KEY;
@@ -1134,3 +1142,455 @@ Deno.test("setScript accepts odd usage values but refuses a malformed usage, byt
   assert.deepEqual([first.usage?.prompt_tokens, first.usage?.completion_tokens], [11, 2]);
   assert.deepEqual([second.usage?.prompt_tokens, second.usage?.completion_tokens], [1, 7]);
 });
+
+// ------------------------------------------------------------------------------- OpenAI Responses API
+
+Deno.test("openai SDK: responses.create has the echo reply and the Responses usage with cached and reasoning tokens", async () => {
+  await using fake = await startFakeLlm();
+  const script = { inputTokens: 120, outputTokens: 45, cachedTokens: 20, reasoningTokens: 5 };
+  fake.setScript(script);
+  const response = await openai(fake).responses.create({
+    model: "gpt-5-mini",
+    instructions: "be brief",
+    input: [{ role: "user", content: [{ type: "input_text", text: "Hello responses" }] }],
+  });
+  assert.equal(response.object, "response");
+  assert.match(response.id, /^resp_/);
+  assert.equal(response.status, "completed");
+  assert.equal(response.model, "gpt-5-mini");
+  assert.equal(response.instructions, "be brief");
+  assert.equal(response.output_text, "echo: Hello responses");
+  assert.deepEqual(response.usage, {
+    input_tokens: 120,
+    input_tokens_details: { cached_tokens: 20 },
+    output_tokens: 45,
+    output_tokens_details: { reasoning_tokens: 5 },
+    total_tokens: 165,
+  });
+  assert.deepEqual(response.usage, reportedUsage("responses", script));
+  const call = fake.calls[0];
+  assert.equal(call.provider, "openai");
+  assert.equal(call.api, "responses");
+  assert.equal(call.path, "/v1/responses");
+  assert.equal(call.stream, false);
+  assert.equal(lastUserTextIn(call), "Hello responses");
+});
+
+Deno.test("openai SDK: responses.stream sends the event sequence in sequence_number order and ends with the usage", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ inputTokens: 30, outputTokens: 9, cachedTokens: 10, chunks: 3 });
+  const stream = openai(fake).responses.stream({ model: "gpt-5-mini", input: "stream me" });
+  const events: { type: string; sequence_number: number }[] = [];
+  const deltas: string[] = [];
+  stream.on("event", (e) => events.push(e));
+  stream.on("response.output_text.delta", (e) => deltas.push(e.delta));
+  const final = await stream.finalResponse();
+  assert.deepEqual(events.map((e) => e.type), [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+  ]);
+  assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i));
+  assert.deepEqual(deltas, splitReply("echo: stream me", 3));
+  assert.equal(final.output_text, "echo: stream me");
+  assert.equal(final.status, "completed");
+  assert.equal(final.usage?.input_tokens, 30);
+  assert.equal(final.usage?.input_tokens_details.cached_tokens, 10);
+  assert.equal(final.usage?.output_tokens, 9);
+  assert.equal(fake.calls[0].stream, true);
+  assert.equal(fake.calls[0].chunksSent, 3);
+});
+
+Deno.test("openai SDK: a Responses answer stopped by length is incomplete (max_output_tokens), stream and not", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ stopReason: "length" });
+  const client = openai(fake);
+  const response = await client.responses.create({
+    model: "gpt-5-mini",
+    input: "long",
+    max_output_tokens: 7,
+  });
+  assert.equal(response.status, "incomplete");
+  assert.equal(response.incomplete_details?.reason, "max_output_tokens");
+  assert.equal(response.max_output_tokens, 7);
+  assert.equal(response.output_text, "echo: long");
+  const types: string[] = [];
+  const stream = client.responses.stream({ model: "gpt-5-mini", input: "long" });
+  stream.on("event", (e) => types.push(e.type));
+  await stream.done().catch(() => {});
+  assert.equal(types.at(-1), "response.incomplete");
+  assert.ok(!types.includes("response.completed"));
+});
+
+Deno.test("openai SDK: Responses honours usage omit/merge, errors, mid-stream errors and hangs like the other endpoints", async () => {
+  await using fake = await startFakeLlm();
+  const client = openai(fake);
+  fake.setScript({ usage: "omit", times: 1 });
+  const omitted = await client.responses.create({ model: "m", input: "x" });
+  assert.equal(omitted.usage, undefined);
+  assert.equal(reportedUsage("responses", { usage: "omit" }), null);
+
+  fake.setScript({ usage: { input_tokens: 12.5 }, times: 1 });
+  const stream = client.responses.stream({ model: "m", input: "x" });
+  assert.equal((await stream.finalResponse()).usage?.input_tokens, 12.5);
+
+  fake.setScript({ status: 429, retryAfter: 3, times: 1 });
+  const limited = await thrown(() => client.responses.create({ model: "m", input: "x" }));
+  assert.ok(limited instanceof OpenAI.RateLimitError);
+
+  fake.setScript({ errorAfterChunks: 2, streamErrorStatus: 503, times: 1 });
+  let text = "";
+  const midway = await thrown(async () => {
+    const s = await client.responses.create({ model: "m", input: "abcdefghij", stream: true });
+    for await (const e of s) if (e.type === "response.output_text.delta") text += e.delta;
+  });
+  assert.ok(midway instanceof OpenAI.APIError);
+  assert.equal(text, splitReply("echo: abcdefghij", 5).slice(0, 2).join(""));
+
+  fake.setScript({ hangAfterChunks: 1, times: 1 });
+  const hanging = await client.responses.create({ model: "m", input: "hang", stream: true });
+  for await (const e of hanging) if (e.type === "response.output_text.delta") break;
+  const call = fake.calls.at(-1)!;
+  assert.equal(await call.settled, "aborted");
+  assert.equal(call.chunksSent, 1);
+});
+
+// ------------------------------------------------------------------------------------- tool calling
+
+const WEATHER = { name: "get_weather", arguments: { city: "Paris", unit: "c" } };
+const NOW = { name: "now", arguments: {} };
+
+Deno.test("openai SDK: toolCalls answer message.tool_calls with finish_reason tool_calls and no text, stream and not", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ toolCalls: [WEATHER, { ...NOW, id: "call_mine" }] });
+  const client = openai(fake);
+  const completion = await client.chat.completions.create({
+    model: "gpt-4o",
+    messages: userSays("weather?"),
+  });
+  const choice = completion.choices[0];
+  assert.equal(choice.finish_reason, "tool_calls");
+  assert.equal(choice.message.content, null);
+  assert.deepEqual(choice.message.tool_calls, [
+    {
+      id: "call_1_0",
+      type: "function",
+      function: { name: "get_weather", arguments: '{"city":"Paris","unit":"c"}' },
+    },
+    { id: "call_mine", type: "function", function: { name: "now", arguments: "{}" } },
+  ]);
+  assert.deepEqual(fake.calls[0].toolCalls.map((t) => t.id), ["call_1_0", "call_mine"]);
+
+  const chunks: OpenAI.ChatCompletionChunk[] = [];
+  const runner = client.chat.completions.stream({ model: "gpt-4o", messages: userSays("weather?") });
+  runner.on("chunk", (c) => chunks.push(c));
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(
+    final.choices[0].message.tool_calls?.map((t) =>
+      t.type === "function" && [t.id, t.function.name, t.function.arguments]
+    ),
+    [["call_2_0", "get_weather", '{"city":"Paris","unit":"c"}'], ["call_mine", "now", "{}"]],
+  );
+  const argumentDeltas = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? [])
+    .filter((t) => t.index === 0 && t.function?.arguments);
+  assert.ok(argumentDeltas.length >= 2, "the arguments come in pieces");
+  assert.ok(chunks.every((c) => !c.choices[0]?.delta.content), "no text chunks");
+});
+
+Deno.test("openai SDK: a reply with toolCalls is the text followed by the calls, in chunks the stream counts", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "Let me check.", toolCalls: [WEATHER], chunks: 2 });
+  const final = await openai(fake).chat.completions.stream({ model: "gpt-4o", messages: userSays("x") })
+    .finalChatCompletion();
+  assert.equal(final.choices[0].message.content, "Let me check.");
+  assert.equal(final.choices[0].message.tool_calls?.length, 1);
+  // 2 text chunks + (id and name, two argument pieces) for the one call
+  assert.equal(fake.calls[0].chunksSent, 2 + 3);
+});
+
+Deno.test("openai SDK: Responses toolCalls are function_call items, stream and not, arguments streamed in pieces", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ toolCalls: [WEATHER, NOW] });
+  const client = openai(fake);
+  const response = await client.responses.create({ model: "gpt-5-mini", input: "weather?" });
+  assert.deepEqual(response.output, [
+    {
+      id: "fc_1_0",
+      type: "function_call",
+      status: "completed",
+      arguments: '{"city":"Paris","unit":"c"}',
+      call_id: "call_1_0",
+      name: "get_weather",
+    },
+    {
+      id: "fc_1_1",
+      type: "function_call",
+      status: "completed",
+      arguments: "{}",
+      call_id: "call_1_1",
+      name: "now",
+    },
+  ]);
+  assert.equal(response.output_text, "");
+
+  const stream = client.responses.stream({ model: "gpt-5-mini", input: "weather?" });
+  const types: string[] = [];
+  const argumentDeltas: string[] = [];
+  stream.on("event", (e) => types.push(e.type));
+  stream.on(
+    "response.function_call_arguments.delta",
+    (e) => e.output_index === 0 && argumentDeltas.push(e.delta),
+  );
+  const final = await stream.finalResponse();
+  assert.deepEqual(
+    final.output.map((o) => o.type === "function_call" && [o.call_id, o.name, JSON.parse(o.arguments)]),
+    [["call_2_0", "get_weather", WEATHER.arguments], ["call_2_1", "now", {}]],
+  );
+  assert.ok(argumentDeltas.length >= 2);
+  assert.equal(argumentDeltas.join(""), '{"city":"Paris","unit":"c"}');
+  assert.deepEqual(types.slice(0, 6), [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+  ]);
+  assert.equal(types.at(-1), "response.completed");
+});
+
+Deno.test("anthropic SDK: toolCalls answer tool_use blocks with stop_reason tool_use; the stream's finalMessage parses the input", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "Checking.", toolCalls: [WEATHER, NOW] });
+  const client = anthropic(fake);
+  const message = await client.messages.create({
+    model: "c",
+    max_tokens: 50,
+    messages: userSays("weather?"),
+  });
+  assert.equal(message.stop_reason, "tool_use");
+  assert.deepEqual(message.content, [
+    { type: "text", text: "Checking." },
+    { type: "tool_use", id: "toolu_1_0", name: "get_weather", input: WEATHER.arguments },
+    { type: "tool_use", id: "toolu_1_1", name: "now", input: {} },
+  ]);
+
+  const events: Anthropic.RawMessageStreamEvent[] = [];
+  const stream = client.messages.stream({ model: "c", max_tokens: 50, messages: userSays("weather?") });
+  stream.on("streamEvent", (e) => events.push(e));
+  const final = await stream.finalMessage();
+  assert.equal(final.stop_reason, "tool_use");
+  assert.deepEqual(final.content.map((b) => b.type === "tool_use" ? [b.id, b.name, b.input] : [b.type]), [
+    ["text"],
+    ["toolu_2_0", "get_weather", WEATHER.arguments],
+    ["toolu_2_1", "now", {}],
+  ]);
+  const starts = events.filter((e) => e.type === "content_block_start");
+  assert.deepEqual(starts.map((e) => e.content_block.type === "tool_use" && e.content_block.input), [
+    false,
+    {},
+    {},
+  ]);
+  const jsonDeltas = events.filter((e) =>
+    e.type === "content_block_delta" && e.index === 1 && e.delta.type === "input_json_delta"
+  );
+  assert.ok(jsonDeltas.length >= 2, "the input comes in pieces");
+  assert.equal(events.filter((e) => e.type === "content_block_stop").length, 3);
+});
+
+Deno.test("genai SDK: toolCalls answer functionCall parts with finishReason STOP, stream and not", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ toolCalls: [WEATHER, { ...NOW, id: "fn-1" }] });
+  const client = google(fake);
+  const response = await client.models.generateContent({ model: "gemini-2.5-flash", contents: "weather?" });
+  assert.equal(response.candidates?.[0].finishReason, "STOP");
+  assert.deepEqual(response.functionCalls, [
+    { name: "get_weather", args: WEATHER.arguments },
+    { id: "fn-1", name: "now", args: {} },
+  ]);
+  assert.equal(response.text, undefined);
+
+  const stream = await client.models.generateContentStream({
+    model: "gemini-2.5-flash",
+    contents: "weather?",
+  });
+  const chunks = [];
+  for await (const c of stream) chunks.push(c);
+  assert.equal(chunks.length, 1, "one chunk holds every functionCall part");
+  assert.deepEqual(chunks[0].functionCalls?.map((f) => f.name), ["get_weather", "now"]);
+  assert.equal(chunks[0].candidates?.[0].finishReason, "STOP");
+  assert.equal(chunks[0].usageMetadata?.candidatesTokenCount, 7);
+});
+
+Deno.test("perplexity ignores toolCalls (its API has no tool calling) and answers text", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ toolCalls: [WEATHER] });
+  const completion = await perplexity(fake).chat.completions.create({
+    model: "sonar",
+    messages: userSays("q"),
+  });
+  assert.equal(completion.choices[0].message.content, "echo: q");
+  assert.equal(completion.choices[0].finish_reason, "stop");
+  assert.deepEqual(fake.calls[0].toolCalls, []);
+});
+
+Deno.test("an error after the text chunks cuts a tool-call stream before its calls complete", async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ reply: "ab", chunks: 2, toolCalls: [WEATHER], errorAfterChunks: 3 });
+  const err = await thrown(() =>
+    openai(fake).chat.completions.stream({ model: "gpt-4o", messages: userSays("x") }).finalChatCompletion()
+  );
+  assert.ok(err instanceof OpenAI.APIError);
+  assert.equal(fake.calls[0].chunksSent, 3, "2 text chunks, then the call's id and name");
+});
+
+Deno.test("toolResultsIn reads the results each SDK sends back, with the call ids and the tools' names", async () => {
+  await using fake = await startFakeLlm();
+  const output = JSON.stringify({ sky: "sunny" });
+
+  await openai(fake).chat.completions.create({
+    model: "gpt-4o",
+    messages: [
+      ...userSays("weather?"),
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{}" } }],
+      },
+      { role: "tool", tool_call_id: "c1", content: output },
+    ],
+  });
+  await openai(fake).responses.create({
+    model: "gpt-5-mini",
+    input: [
+      { role: "user", content: "weather?" },
+      { type: "function_call", call_id: "c2", name: "get_weather", arguments: "{}" },
+      { type: "function_call_output", call_id: "c2", output },
+    ],
+  });
+  await anthropic(fake).messages.create({
+    model: "c",
+    max_tokens: 10,
+    messages: [
+      ...userSays("weather?"),
+      { role: "assistant", content: [{ type: "tool_use", id: "t3", name: "get_weather", input: {} }] },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: "t3", content: output }] },
+    ],
+  });
+  await google(fake).models.generateContent({
+    model: "g",
+    contents: [
+      { role: "user", parts: [{ text: "weather?" }] },
+      { role: "model", parts: [{ functionCall: { name: "get_weather", args: {} } }] },
+      { role: "user", parts: [{ functionResponse: { name: "get_weather", response: { sky: "sunny" } } }] },
+    ],
+  });
+  assert.deepEqual(fake.calls.map((c) => toolResultsIn(c)), [
+    [{ id: "c1", name: "get_weather", output }],
+    [{ id: "c2", name: "get_weather", output }],
+    [{ id: "t3", name: "get_weather", output }],
+    [{ name: "get_weather", output: { sky: "sunny" } }],
+  ]);
+  // the user's text, not the tool-result turns after it
+  assert.deepEqual(fake.calls.map((c) => lastUserTextIn(c)), [
+    "weather?",
+    "weather?",
+    "weather?",
+    "weather?",
+  ]);
+  assert.deepEqual(fake.calls.map((c) => c.reply), Array(4).fill("echo: weather?"));
+});
+
+Deno.test("setScript refuses malformed toolCalls", async () => {
+  await using fake = await startFakeLlm();
+  const bad = [
+    { toolCalls: {} },
+    { toolCalls: [{ name: "", arguments: {} }] },
+    { toolCalls: [{ name: "f" }] },
+    { toolCalls: [{ name: "f", arguments: [] }] },
+    { toolCalls: [{ name: "f", arguments: "{}" }] },
+    { toolCalls: [{ name: "f", arguments: {}, id: 7 }] },
+  ];
+  for (const script of bad) {
+    assert.throws(
+      () => fake.setScript(script as unknown as FakeLlmScript),
+      TypeError,
+      JSON.stringify(script),
+    );
+  }
+});
+
+// ------------------------------------------------------------------------ the AI SDK against the fake
+
+/** A weather tool for the AI SDK that counts its executions in `runs`. */
+const weatherTool = (runs: { count: number }) =>
+  tool({
+    description: "The weather in a city",
+    inputSchema: jsonSchema<{ city: string; unit: string }>({
+      type: "object",
+      properties: { city: { type: "string" }, unit: { type: "string" } },
+      required: ["city", "unit"],
+    }),
+    execute: ({ city, unit }) => {
+      runs.count++;
+      return Promise.resolve({ city, unit, sky: "sunny" });
+    },
+  });
+
+const aiSdkModels = (fake: FakeLlm): [string, LanguageModel][] => {
+  const o = createOpenAI({ apiKey: KEY, baseURL: fake.baseUrls.openai });
+  return [
+    ["openai.chat", o.chat("gpt-4o-mini")],
+    ["openai.responses", o.responses("gpt-5-mini")],
+    ["anthropic", createAnthropic({ apiKey: KEY, baseURL: `${fake.url}/v1` })("claude-haiku-4-5")],
+    ["google", createGoogleGenerativeAI({ apiKey: KEY, baseURL: `${fake.url}/v1beta` })("gemini-2.5-flash")],
+  ];
+};
+
+for (const streaming of [false, true]) {
+  const how = streaming ? "streamText" : "generateText";
+  Deno.test(`AI SDK ${how}: for each provider the tool is executed and the second request carries its result`, async () => {
+    await using fake = await startFakeLlm();
+    for (const [name, model] of aiSdkModels(fake)) {
+      fake.reset();
+      fake.setScript({ toolCalls: [WEATHER], times: 1 });
+      fake.setScript({ reply: "It is sunny in Paris.", times: 1 });
+      const runs = { count: 0 };
+      const tools = { get_weather: weatherTool(runs) };
+      const args = { model, tools, stopWhen: stepCountIs(3), prompt: "Weather in Paris?", maxRetries: 0 };
+      let text: string;
+      if (streaming) {
+        const result = streamText(args);
+        text = await result.text;
+      } else {
+        text = (await generateText(args)).text;
+      }
+      assert.equal(text, "It is sunny in Paris.", name);
+      assert.equal(runs.count, 1, name);
+      assert.equal(fake.calls.length, 2, name);
+      assert.ok(fake.calls.every((c) => c.stream === streaming), name);
+      const [result] = toolResultsIn(fake.calls[1]);
+      assert.equal(result?.name, "get_weather", name);
+      const sent = fake.calls[0].toolCalls[0];
+      if (sent.id !== undefined) {
+        assert.equal(result.id, sent.id, `${name}: the result answers the call's id`);
+      }
+      const output = typeof result.output === "string" ? JSON.parse(result.output) : result.output;
+      assert.deepEqual(
+        name === "google" ? (output as { content: unknown }).content : output,
+        { city: "Paris", unit: "c", sky: "sunny" },
+        name,
+      );
+      assert.equal(lastUserTextIn(fake.calls[1]), "Weather in Paris?", name);
+    }
+  });
+}

@@ -2,6 +2,7 @@
 // closely enough that the official SDKs work against it with only the base URL and API key changed:
 //
 //   OpenAI      POST /v1/chat/completions                        SDK baseURL = `${url}/v1`
+//               POST /v1/responses                               (the Responses API; `client.responses.*`)
 //   Perplexity  POST /chat/completions                           SDK (openai) baseURL = url
 //   Anthropic   POST /v1/messages                                SDK baseURL = url
 //   Gemini      POST /{v1,v1beta}/models/{model}:generateContent SDK httpOptions.baseUrl = url (genai 3.x uses v1)
@@ -15,6 +16,18 @@
 //
 // Output is deterministic. The reply is `script.reply`, else "echo: " + the text of the last user message. A stream
 // splits it into `chunks` content chunks (by code points: chunk i is [floor(i*len/n), floor((i+1)*len/n))).
+//
+// Tool calling: `toolCalls` makes the answer the script's `reply` (none unless given) followed by those calls, in
+// each format (Perplexity has no tool calling and ignores them): OpenAI chat `message.tool_calls` with
+// finish_reason "tool_calls" (streams: `delta.tool_calls`, first the id and name, then the arguments in two
+// pieces); Responses `function_call` output items (streams: output_item.added, two
+// function_call_arguments.delta, .done, output_item.done); Anthropic `tool_use` blocks with stop_reason
+// "tool_use" (streams: content_block_start with input {}, two input_json_delta, content_block_stop); Gemini
+// `functionCall` parts with finishReason STOP (streams: one chunk holding them all). In a stream each of those
+// events (Gemini's one chunk) is a content chunk too, after the text's, for hangAfterChunks, errorAfterChunks and
+// chunksSent. Ids are deterministic: `call_<seq>_<i>` (Anthropic `toolu_<seq>_<i>`, a Responses item
+// `fc_<seq>_<i>`; Gemini sends an id only when the script gives one), `seq` being the request's `calls[].seq`.
+// `toolResultsIn(call)` and `lastUserTextIn(call)` read a recorded request back, in its format.
 // Token counts are the script's, never counted from text (see `reportedUsage` for the exact per-provider objects):
 //   inputTokens   total prompt tokens, cached ones included       (default 11)
 //   outputTokens  total output tokens, reasoning ones included    (default 7)
@@ -60,9 +73,29 @@ export const FAKE_LLM_API_KEY = "fake-llm-test-key";
 
 export type StopReason = "stop" | "length";
 
+/**
+ * Which of a provider's APIs a request spoke: OpenAI `chat` (/v1/chat/completions) or `responses` (/v1/responses),
+ * Perplexity `chat`, Anthropic `messages`, Gemini `generateContent` (streaming or not).
+ */
+export type LlmApi = "chat" | "responses" | "messages" | "generateContent";
+
+/** A tool call the fake answers with (script.toolCalls). */
+export type FakeToolCall = { name: string; arguments: Record<string, unknown>; id?: string };
+
+/** A tool call as one answer sent it: its id (Gemini: only a scripted one), name and arguments. */
+export type SentToolCall = { id: string | undefined; name: string; arguments: Record<string, unknown> };
+
+/** A tool's result as a request carries it back (see toolResultsIn). */
+export type ToolResult = { id?: string; name?: string; output: unknown };
+
 export type FakeLlmScript = {
-  /** The reply text; default "echo: " + the text of the last user message. */
+  /** The reply text; default "echo: " + the text of the last user message (no text when toolCalls is set). */
   reply?: string;
+  /**
+   * Answer with these tool calls (after the reply text, if one is given); ids default to `call_<seq>_<i>`
+   * (Anthropic `toolu_<seq>_<i>`). Perplexity ignores them. Default none.
+   */
+  toolCalls?: readonly FakeToolCall[];
   /** Content chunks in a stream (default 5). */
   chunks?: number;
   inputTokens?: number;
@@ -128,6 +161,7 @@ export type FakeLlmScript = {
 /** A script with every default filled in. */
 export type ResolvedScript = {
   reply: string | undefined;
+  toolCalls: readonly FakeToolCall[] | undefined;
   chunks: number;
   inputTokens: number;
   outputTokens: number;
@@ -151,6 +185,7 @@ export type ResolvedScript = {
 
 export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
   reply: undefined,
+  toolCalls: undefined,
   chunks: 5,
   inputTokens: 11,
   outputTokens: 7,
@@ -176,6 +211,7 @@ export type FakeLlmCall = {
   /** 1, 2, … in arrival order. */
   readonly seq: number;
   readonly provider: LlmProvider;
+  readonly api: LlmApi;
   readonly method: string;
   /** The path without the query, e.g. /v1beta/models/gemini-2.5-flash:streamGenerateContent. */
   readonly path: string;
@@ -190,6 +226,8 @@ export type FakeLlmCall = {
   readonly receivedAt: number;
   /** The reply text (also for error answers: what it would have been). */
   readonly reply: string;
+  /** The tool calls answered (or that would have been), ids filled in; [] for none (and always for Perplexity). */
+  readonly toolCalls: readonly SentToolCall[];
   /** The HTTP status answered (0 until answered). */
   status: number;
   /** Content chunks written so far (streams; a non-stream answer counts as its `chunks`). */
@@ -276,6 +314,20 @@ function openaiUsage(s: ResolvedScript) {
   };
 }
 
+/** The Responses API's usage: input and output totals, with the cached and reasoning parts in their details. */
+function responsesUsage(s: ResolvedScript) {
+  return {
+    input_tokens: s.inputTokens,
+    input_tokens_details: { cached_tokens: s.cachedTokens },
+    output_tokens: s.outputTokens,
+    output_tokens_details: { reasoning_tokens: s.reasoningTokens },
+    total_tokens: s.inputTokens + s.outputTokens,
+  };
+}
+
+/** Whose usage object: a provider's, or "responses" for OpenAI's Responses API. */
+export type UsageFormat = LlmProvider | "responses";
+
 /** `own` as the script has it reported: null for usage "omit", else with the script's `usage` fields over it. */
 function scripted(s: ResolvedScript, own: Record<string, unknown>): Record<string, unknown> | null {
   if (s.usage === "omit") return null;
@@ -283,8 +335,10 @@ function scripted(s: ResolvedScript, own: Record<string, unknown>): Record<strin
 }
 
 /** The usage a non-stream answer (or the end of a stream) reports, before the script's `usage` is applied. */
-function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unknown> {
+function ownUsage(provider: UsageFormat, s: ResolvedScript): Record<string, unknown> {
   switch (provider) {
+    case "responses":
+      return responsesUsage(s);
     case "openai":
       return openaiUsage(s);
     case "perplexity":
@@ -300,6 +354,8 @@ function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unkn
  * The usage object a provider reports for a script (non-stream answer, or the final one of a stream):
  *   openai      usage {prompt_tokens: input, completion_tokens: output, total_tokens: input + output,
  *               prompt_tokens_details.cached_tokens: cached, completion_tokens_details.reasoning_tokens: reasoning}
+ *   responses   usage {input_tokens: input, input_tokens_details.cached_tokens: cached, output_tokens: output,
+ *               output_tokens_details.reasoning_tokens: reasoning, total_tokens: input + output}  (OpenAI Responses)
  *   perplexity  usage {prompt_tokens: input, completion_tokens: output, total_tokens, search_context_size, cost}
  *   anthropic   usage {input_tokens: input - cached - cacheCreation (uncached, as Anthropic counts),
  *               cache_read_input_tokens: cached, cache_creation_input_tokens: cacheCreation, output_tokens: output}
@@ -309,12 +365,12 @@ function ownUsage(provider: LlmProvider, s: ResolvedScript): Record<string, unkn
  * with the script's `usage` object merged over it; null when the script's `usage` is "omit" (nothing reported).
  */
 export function reportedUsage(
-  provider: LlmProvider,
+  provider: UsageFormat,
   script?: Omit<FakeLlmScript, "usage"> & { usage?: Record<string, unknown> },
 ): Record<string, unknown>;
-export function reportedUsage(provider: LlmProvider, script?: FakeLlmScript): Record<string, unknown> | null;
+export function reportedUsage(provider: UsageFormat, script?: FakeLlmScript): Record<string, unknown> | null;
 export function reportedUsage(
-  provider: LlmProvider,
+  provider: UsageFormat,
   script: FakeLlmScript = {},
 ): Record<string, unknown> | null {
   const s = resolveScript(script);
@@ -348,19 +404,118 @@ function textOf(content: unknown): string {
   return text;
 }
 
-/** The text of the last user message of a request body (messages[].content, or Gemini contents[].parts). */
-export function lastUserText(provider: LlmProvider, body: unknown): string {
-  if (!body || typeof body !== "object") return "";
-  const list = (body as Record<string, unknown>)[provider === "google" ? "contents" : "messages"];
-  if (!Array.isArray(list)) return "";
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+const listIn = (body: unknown, key: string): Record<string, unknown>[] => {
+  const list = isRecord(body) ? body[key] : undefined;
+  return Array.isArray(list) ? list.filter(isRecord) : [];
+};
+
+/** True for a message content that is a list of parts, every one of them a tool's result (no text to echo). */
+const onlyToolResults = (parts: unknown, isResult: (part: Record<string, unknown>) => boolean) =>
+  Array.isArray(parts) && parts.length > 0 && parts.every((p) => isRecord(p) && isResult(p));
+
+/** The API each provider's main endpoint speaks. */
+const MAIN_API: Record<LlmProvider, LlmApi> = {
+  openai: "chat",
+  perplexity: "chat",
+  anthropic: "messages",
+  google: "generateContent",
+};
+
+/**
+ * The text of the last user message of a request body in `api`'s format (chat/messages `messages[].content`,
+ * Gemini `contents[].parts`, Responses `input` as a string or its last user item); user turns that only carry tool
+ * results (Anthropic tool_result blocks, Gemini functionResponse parts) are skipped.
+ */
+function userTextOf(api: LlmApi, body: unknown): string {
+  if (api === "responses") {
+    const input = isRecord(body) ? body.input : undefined;
+    if (typeof input === "string") return input;
+    const items = listIn(body, "input");
+    for (let i = items.length - 1; i >= 0; i--) {
+      if (items[i].role === "user") return textOf(items[i].content);
+    }
+    return "";
+  }
+  const google = api === "generateContent";
+  const list = listIn(body, google ? "contents" : "messages");
   for (let i = list.length - 1; i >= 0; i--) {
-    const m = list[i] as Record<string, unknown> | null;
-    if (!m || typeof m !== "object") continue;
-    if (provider === "google") {
-      if (m.role === undefined || m.role === "user") return textOf(m.parts);
-    } else if (m.role === "user") return textOf(m.content);
+    const m = list[i];
+    if (google) {
+      if (m.role !== undefined && m.role !== "user") continue;
+      if (onlyToolResults(m.parts, (p) => p.functionResponse !== undefined)) continue;
+      return textOf(m.parts);
+    }
+    if (m.role !== "user") continue;
+    if (onlyToolResults(m.content, (p) => p.type === "tool_result")) continue;
+    return textOf(m.content);
   }
   return "";
+}
+
+/** The text of the last user message of a request body (messages[].content, or Gemini contents[].parts). */
+export function lastUserText(provider: LlmProvider, body: unknown): string {
+  return userTextOf(MAIN_API[provider], body);
+}
+
+/** The text of the last user message of a recorded request, in its API's format (see userTextOf). */
+export function lastUserTextIn(call: Pick<FakeLlmCall, "api" | "body">): string {
+  return userTextOf(call.api, call.body);
+}
+
+/**
+ * The tool results a recorded request carries back, in order, each with the id of the call it answers and the
+ * tool's name where the request names it (for chat, Responses and Anthropic: from the earlier assistant tool
+ * call with that id): chat `role: "tool"` messages (output: their content), Responses `function_call_output`
+ * items (output), Anthropic `tool_result` blocks (content), Gemini `functionResponse` parts (response).
+ */
+export function toolResultsIn(call: Pick<FakeLlmCall, "api" | "body">): ToolResult[] {
+  const results: ToolResult[] = [];
+  const names = new Map<unknown, string>();
+  const named = (id: unknown, name: unknown) => {
+    if (typeof name === "string") names.set(id, name);
+  };
+  const result = (id: unknown, output: unknown, name?: unknown) =>
+    results.push({
+      ...(typeof id === "string" && { id }),
+      ...(typeof (name ?? names.get(id)) === "string" && { name: (name ?? names.get(id)) as string }),
+      output,
+    });
+  switch (call.api) {
+    case "chat":
+      for (const m of listIn(call.body, "messages")) {
+        if (m.role === "assistant" && Array.isArray(m.tool_calls)) {
+          for (const c of m.tool_calls.filter(isRecord)) named(c.id, isRecord(c.function) && c.function.name);
+        } else if (m.role === "tool") result(m.tool_call_id, m.content);
+      }
+      break;
+    case "responses":
+      for (const item of listIn(call.body, "input")) {
+        if (item.type === "function_call") named(item.call_id, item.name);
+        else if (item.type === "function_call_output") result(item.call_id, item.output);
+      }
+      break;
+    case "messages":
+      for (const m of listIn(call.body, "messages")) {
+        if (!Array.isArray(m.content)) continue;
+        for (const block of m.content.filter(isRecord)) {
+          if (block.type === "tool_use") named(block.id, block.name);
+          else if (block.type === "tool_result") result(block.tool_use_id, block.content);
+        }
+      }
+      break;
+    case "generateContent":
+      for (const c of listIn(call.body, "contents")) {
+        for (const part of listIn(c, "parts")) {
+          const r = part.functionResponse;
+          if (isRecord(r)) result(r.id, r.response, r.name);
+        }
+      }
+      break;
+  }
+  return results;
 }
 
 function nonNegativeInt(name: string, v: unknown) {
@@ -402,6 +557,21 @@ function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCR
     (s.usage === null || typeof s.usage !== "object" || Array.isArray(s.usage))
   ) {
     throw new TypeError(`fake-llm: usage must be "omit" or an object, got ${JSON.stringify(s.usage)}`);
+  }
+  if (s.toolCalls !== undefined) {
+    if (!Array.isArray(s.toolCalls)) throw new TypeError("fake-llm: toolCalls must be an array");
+    for (const c of s.toolCalls as unknown[]) {
+      if (
+        !isRecord(c) || typeof c.name !== "string" || c.name === "" || !isRecord(c.arguments) ||
+        (c.id !== undefined && (typeof c.id !== "string" || c.id === ""))
+      ) {
+        throw new TypeError(
+          `fake-llm: each tool call needs a name, an arguments object and, if any, a string id; got ${
+            JSON.stringify(c)
+          }`,
+        );
+      }
+    }
   }
   if (s.rawBody !== undefined && typeof s.rawBody !== "string") {
     throw new TypeError(`fake-llm: rawBody must be a string, got ${typeof s.rawBody}`);
@@ -520,22 +690,39 @@ function googleError(code: number, message?: string, details?: unknown[]) {
 
 // ------------------------------------------------------------------------------------ server
 
-type Route = { provider: LlmProvider; model?: string; stream?: boolean };
+type Route = { provider: LlmProvider; api: LlmApi; model?: string; stream?: boolean };
 
 const GOOGLE_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
-const ROUTES: Record<string, LlmProvider> = {
-  "/v1/chat/completions": "openai",
-  "/chat/completions": "perplexity",
-  "/v1/messages": "anthropic",
+const ROUTES: Record<string, Route> = {
+  "/v1/chat/completions": { provider: "openai", api: "chat" },
+  "/v1/responses": { provider: "openai", api: "responses" },
+  "/chat/completions": { provider: "perplexity", api: "chat" },
+  "/v1/messages": { provider: "anthropic", api: "messages" },
 };
 
 function route(path: string): Route | null {
-  const provider = ROUTES[path];
-  if (provider) return { provider };
+  const r = ROUTES[path];
+  if (r) return r;
   const m = GOOGLE_PATH.exec(path);
   return m
-    ? { provider: "google", model: decodeURIComponent(m[2]), stream: m[3] === "streamGenerateContent" }
+    ? {
+      provider: "google",
+      api: "generateContent",
+      model: decodeURIComponent(m[2]),
+      stream: m[3] === "streamGenerateContent",
+    }
     : null;
+}
+
+/** The tool calls a script makes one request answer, ids filled in (Perplexity: none). */
+function sentToolCalls(provider: LlmProvider, seq: number, calls: readonly FakeToolCall[] | undefined) {
+  if (!calls || provider === "perplexity") return [];
+  const prefix = provider === "anthropic" ? "toolu" : "call";
+  return calls.map((c, i): SentToolCall => ({
+    id: c.id ?? (provider === "google" ? undefined : `${prefix}_${seq}_${i}`),
+    name: c.name,
+    arguments: structuredClone(c.arguments),
+  }));
 }
 
 const encoder = new TextEncoder();
@@ -649,6 +836,87 @@ type StreamPlan = {
   /** The provider's mid-stream error event, after `sent` content chunks. */
   error: (sent: number) => string;
 };
+
+// ------------------------------------------------------------------------------------ tool calls and Responses
+
+/** A tool call's arguments as the JSON text streams send, in two pieces (by code points; "{}" is "{" and "}"). */
+const argumentPieces = (t: SentToolCall) => splitReply(JSON.stringify(t.arguments), 2);
+
+const chatToolCall = (t: SentToolCall) => ({
+  id: t.id,
+  type: "function",
+  function: { name: t.name, arguments: JSON.stringify(t.arguments) },
+});
+
+const geminiFunctionCall = (t: SentToolCall) => ({
+  functionCall: { ...(t.id !== undefined && { id: t.id }), name: t.name, args: t.arguments },
+});
+
+type ItemStatus = "in_progress" | "completed" | "incomplete";
+
+/** A Responses `message` output item holding `text` (no content part while in progress). */
+function responsesMessage(requestId: string, text: string, status: ItemStatus) {
+  return {
+    id: `msg_${requestId}`,
+    type: "message",
+    status,
+    role: "assistant",
+    content: status === "in_progress" ? [] : [{ type: "output_text", text, annotations: [], logprobs: [] }],
+  };
+}
+
+/** A Responses `function_call` output item (arguments empty while in progress). */
+function responsesFunctionCall(seq: number, i: number, t: SentToolCall, status: ItemStatus) {
+  return {
+    id: `fc_${seq}_${i}`,
+    type: "function_call",
+    status,
+    arguments: status === "in_progress" ? "" : JSON.stringify(t.arguments),
+    call_id: t.id,
+    name: t.name,
+  };
+}
+
+/**
+ * A Responses API `response` object. `usage`: the object to report, null (what the in-progress events carry) or
+ * undefined (no usage key: the script's usage "omit").
+ */
+function responseObject(
+  call: FakeLlmCall,
+  requestId: string,
+  status: "in_progress" | "completed" | "incomplete",
+  output: unknown[],
+  usage: Record<string, unknown> | null | undefined,
+) {
+  const body = isRecord(call.body) ? call.body : {};
+  return {
+    id: `resp_${requestId}`,
+    object: "response",
+    created_at: Math.floor(call.receivedAt / 1000),
+    status,
+    background: false,
+    error: null,
+    incomplete_details: status === "incomplete" ? { reason: "max_output_tokens" } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    model: call.model,
+    output,
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    service_tier: "default",
+    store: body.store ?? true,
+    temperature: 1,
+    text: { format: { type: "text" } },
+    tool_choice: body.tool_choice ?? "auto",
+    tools: body.tools ?? [],
+    top_p: 1,
+    truncation: "disabled",
+    ...(usage !== undefined && { usage }),
+    user: null,
+    metadata: {},
+  };
+}
 
 export class FakeLlm implements AsyncDisposable {
   readonly hostname: string;
@@ -812,7 +1080,7 @@ export class FakeLlm implements AsyncDisposable {
         { status: 404 },
       );
     }
-    const { provider } = r;
+    const { provider, api } = r;
     const seq = ++this.#seq;
     const requestId = this.#seqId(seq);
     if (req.method !== "POST") {
@@ -844,9 +1112,11 @@ export class FakeLlm implements AsyncDisposable {
     const query: Record<string, string> = {};
     url.searchParams.forEach((v, k) => query[k] = v);
 
+    const toolCalls = sentToolCalls(provider, seq, script.toolCalls);
     const ex = new Exchange({
       seq,
       provider,
+      api,
       method: req.method,
       path: url.pathname,
       query,
@@ -855,7 +1125,8 @@ export class FakeLlm implements AsyncDisposable {
       model,
       stream,
       receivedAt: Date.now(),
-      reply: script.reply ?? "echo: " + lastUserText(provider, body),
+      reply: script.reply ?? (toolCalls.length > 0 ? "" : "echo: " + userTextOf(api, body)),
+      toolCalls,
       status: 0,
       chunksSent: 0,
       aborted: false,
@@ -910,7 +1181,7 @@ export class FakeLlm implements AsyncDisposable {
     const refusal = this.#authFailure(provider, req, url, requestId) ??
       (badJson ? this.#error(provider, 400, undefined, requestId, "json") : null) ??
       (script.status ? this.#error(provider, script.status, script.errorMessage, requestId) : null) ??
-      this.#invalid(provider, fields, requestId, req.headers.get("anthropic-version") ?? "");
+      this.#invalid(provider, ex.call.api, fields, requestId, req.headers.get("anthropic-version") ?? "");
     if (refusal) {
       if (script.status && script.retryAfter !== undefined) {
         refusal.headers["retry-after"] = String(script.retryAfter);
@@ -1082,6 +1353,7 @@ export class FakeLlm implements AsyncDisposable {
   /** The required fields each provider checks, answered as it answers them. */
   #invalid(
     provider: LlmProvider,
+    api: LlmApi,
     f: Record<string, unknown>,
     requestId: string,
     anthropicVersion: string,
@@ -1092,6 +1364,7 @@ export class FakeLlm implements AsyncDisposable {
         if (typeof f.model !== "string" || f.model === "") {
           return this.#error(provider, 400, "you must provide a model parameter", requestId);
         }
+        if (api === "responses") return null; // `input` is optional there (a prompt or a previous response)
         if (!Array.isArray(f.messages)) {
           const a = this.#error(provider, 400, "Missing required parameter: 'messages'.", requestId);
           if (provider === "openai") {
@@ -1136,12 +1409,23 @@ export class FakeLlm implements AsyncDisposable {
 
   #complete(provider: LlmProvider, call: FakeLlmCall, s: ResolvedScript, requestId: string): Answer {
     const text = call.reply;
-    const reported = scripted(s, ownUsage(provider, s));
+    const tools = call.toolCalls;
+    // With tool calls and no reply there is no text at all (no empty text block or part).
+    const hasText = text !== "" || tools.length === 0;
+    const reported = scripted(s, ownUsage(call.api === "responses" ? "responses" : provider, s));
     // No usage key at all when the script omits it; otherwise under the provider's name, in the provider's place.
     const usage = (key: "usage" | "usageMetadata") => reported && { [key]: reported };
     let body: unknown;
     switch (provider) {
       case "openai":
+        if (call.api === "responses") {
+          const incomplete = s.stopReason === "length" && tools.length === 0;
+          body = responseObject(call, requestId, incomplete ? "incomplete" : "completed", [
+            ...(hasText ? [responsesMessage(requestId, text, incomplete ? "incomplete" : "completed")] : []),
+            ...tools.map((t, i) => responsesFunctionCall(call.seq, i, t, "completed")),
+          ], reported ?? undefined);
+          break;
+        }
         body = {
           id: `chatcmpl-${requestId}`,
           object: "chat.completion",
@@ -1149,9 +1433,15 @@ export class FakeLlm implements AsyncDisposable {
           model: call.model,
           choices: [{
             index: 0,
-            message: { role: "assistant", content: text, refusal: null, annotations: [] },
+            message: {
+              role: "assistant",
+              content: hasText ? text : null,
+              refusal: null,
+              annotations: [],
+              ...(tools.length > 0 && { tool_calls: tools.map(chatToolCall) }),
+            },
             logprobs: null,
-            finish_reason: s.stopReason,
+            finish_reason: tools.length > 0 ? "tool_calls" : s.stopReason,
           }],
           ...usage("usage"),
           service_tier: "default",
@@ -1181,8 +1471,11 @@ export class FakeLlm implements AsyncDisposable {
           type: "message",
           role: "assistant",
           model: call.model,
-          content: [{ type: "text", text }],
-          stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
+          content: [
+            ...(hasText ? [{ type: "text", text }] : []),
+            ...tools.map((t) => ({ type: "tool_use", id: t.id, name: t.name, input: t.arguments })),
+          ],
+          stop_reason: tools.length > 0 ? "tool_use" : s.stopReason === "stop" ? "end_turn" : "max_tokens",
           stop_sequence: null,
           ...usage("usage"),
         };
@@ -1190,8 +1483,11 @@ export class FakeLlm implements AsyncDisposable {
       case "google":
         body = {
           candidates: [{
-            content: { parts: [{ text }], role: "model" },
-            finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS",
+            content: {
+              parts: [...(hasText ? [{ text }] : []), ...tools.map(geminiFunctionCall)],
+              role: "model",
+            },
+            finishReason: s.stopReason === "stop" || tools.length > 0 ? "STOP" : "MAX_TOKENS",
             index: 0,
           }],
           ...usage("usageMetadata"),
@@ -1214,7 +1510,10 @@ export class FakeLlm implements AsyncDisposable {
     requestId: string,
     sse: boolean,
   ): StreamPlan {
-    const pieces = splitReply(call.reply, s.chunks);
+    const tools = call.toolCalls;
+    // With tool calls and no reply there is no text: no text chunks (nor an empty text block or part).
+    const hasText = call.reply !== "" || tools.length === 0;
+    const pieces = hasText ? splitReply(call.reply, s.chunks) : [];
     const n = pieces.length;
     const created = nowSeconds();
     // Line end of OpenAI, Perplexity and Anthropic SSE (Gemini's is always CRLF).
@@ -1223,6 +1522,7 @@ export class FakeLlm implements AsyncDisposable {
     const done = `data: [DONE]${nl}${nl}`;
     switch (provider) {
       case "openai": {
+        if (call.api === "responses") return this.#responsesPlan(call, s, requestId, pieces);
         const reported = scripted(s, openaiUsage(s));
         const includeUsage = reported !== null &&
           (call.body as { stream_options?: { include_usage?: unknown } } | null)?.stream_options
@@ -1236,14 +1536,30 @@ export class FakeLlm implements AsyncDisposable {
           `data: ${head}"choices":[{"index":0,"delta":${
             JSON.stringify(delta)
           },"logprobs":null,"finish_reason":${JSON.stringify(finish)}}]${usageNull}}${nl}${nl}`;
-        const tail = [chunk({}, s.stopReason)];
+        const tail = [chunk({}, tools.length > 0 ? "tool_calls" : s.stopReason)];
         if (includeUsage) {
           tail.push(`data: ${head}"choices":[],"usage":${JSON.stringify(reported)}}${nl}${nl}`);
         }
         tail.push(done);
         return {
-          preamble: [chunk({ role: "assistant", content: "", refusal: null }, null)],
-          chunks: pieces.map((content) => chunk({ content }, null)),
+          preamble: [chunk({ role: "assistant", content: hasText ? "" : null, refusal: null }, null)],
+          chunks: [
+            ...pieces.map((content) => chunk({ content }, null)),
+            // Per tool call: its id and name (arguments ""), then the arguments in pieces.
+            ...tools.flatMap((t, index) => [
+              chunk({
+                tool_calls: [{
+                  index,
+                  id: t.id,
+                  type: "function",
+                  function: { name: t.name, arguments: "" },
+                }],
+              }, null),
+              ...argumentPieces(t).map((arguments_) =>
+                chunk({ tool_calls: [{ index, function: { arguments: arguments_ } }] }, null)
+              ),
+            ]),
+          ],
           tail,
           error: () => data(openaiError(s.streamErrorStatus, s.errorMessage)),
         };
@@ -1281,6 +1597,8 @@ export class FakeLlm implements AsyncDisposable {
       }
       case "anthropic": {
         const event = (type: string, x: unknown) => `event: ${type}${nl}data: ${JSON.stringify(x)}${nl}${nl}`;
+        const blockStop = (index: number) =>
+          event("content_block_stop", { type: "content_block_stop", index });
         const own = anthropicUsage(s, Math.min(1, s.outputTokens));
         const startUsage = scripted(s, own);
         const finalUsage = scripted(s, {
@@ -1304,26 +1622,54 @@ export class FakeLlm implements AsyncDisposable {
                 ...(startUsage && { usage: startUsage }),
               },
             }),
-            event("content_block_start", {
-              type: "content_block_start",
-              index: 0,
-              content_block: { type: "text", text: "" },
-            }),
+            ...(hasText
+              ? [event("content_block_start", {
+                type: "content_block_start",
+                index: 0,
+                content_block: { type: "text", text: "" },
+              })]
+              : []),
             event("ping", { type: "ping" }),
           ],
-          chunks: pieces.map((text) =>
-            event("content_block_delta", {
-              type: "content_block_delta",
-              index: 0,
-              delta: { type: "text_delta", text },
-            })
-          ),
+          chunks: [
+            ...pieces.map((text) =>
+              event("content_block_delta", {
+                type: "content_block_delta",
+                index: 0,
+                delta: { type: "text_delta", text },
+              })
+            ),
+            // Per tool call, a tool_use block after the text's: opened with input {} along with the first piece
+            // of its input's JSON (the text block closed before the first), closed along with the last.
+            ...tools.flatMap((t, j) => {
+              const index = (hasText ? 1 : 0) + j;
+              const parts = argumentPieces(t).map((partial_json) =>
+                event("content_block_delta", {
+                  type: "content_block_delta",
+                  index,
+                  delta: { type: "input_json_delta", partial_json },
+                })
+              );
+              parts[0] = (j === 0 && hasText ? blockStop(0) : "") +
+                event("content_block_start", {
+                  type: "content_block_start",
+                  index,
+                  content_block: { type: "tool_use", id: t.id, name: t.name, input: {} },
+                }) + parts[0];
+              parts[parts.length - 1] += blockStop(index);
+              return parts;
+            }),
+          ],
           tail: [
-            event("content_block_stop", { type: "content_block_stop", index: 0 }),
+            ...(tools.length === 0 ? [blockStop(0)] : []),
             event("message_delta", {
               type: "message_delta",
               delta: {
-                stop_reason: s.stopReason === "stop" ? "end_turn" : "max_tokens",
+                stop_reason: tools.length > 0
+                  ? "tool_use"
+                  : s.stopReason === "stop"
+                  ? "end_turn"
+                  : "max_tokens",
                 stop_sequence: null,
               },
               ...(finalUsage && { usage: finalUsage }),
@@ -1338,14 +1684,21 @@ export class FakeLlm implements AsyncDisposable {
         // Google frames SSE events with CRLF; without alt=sse the same objects come as one JSON array.
         const frame = (x: unknown, i: number) =>
           sse ? `data: ${JSON.stringify(x)}\r\n\r\n` : (i === 0 ? "[" : ",\r\n") + JSON.stringify(x);
+        // The text's chunks, then one chunk holding every functionCall part.
+        const parts: unknown[][] = [
+          ...pieces.map((text) => [{ text }]),
+          ...(tools.length > 0 ? [tools.map(geminiFunctionCall)] : []),
+        ];
+        const total = parts.length;
+        const finishReason = s.stopReason === "stop" || tools.length > 0 ? "STOP" : "MAX_TOKENS";
         return {
           preamble: [],
-          chunks: pieces.map((text, i) => {
-            const usageMetadata = scripted(s, googleUsage(s, cumulative(candidates, i, n)));
+          chunks: parts.map((chunkParts, i) => {
+            const usageMetadata = scripted(s, googleUsage(s, cumulative(candidates, i, total)));
             return frame({
               candidates: [{
-                content: { parts: [{ text }], role: "model" },
-                ...(i === n - 1 && { finishReason: s.stopReason === "stop" ? "STOP" : "MAX_TOKENS" }),
+                content: { parts: chunkParts, role: "model" },
+                ...(i === total - 1 && { finishReason }),
                 index: 0,
               }],
               ...(usageMetadata && { usageMetadata }),
@@ -1358,6 +1711,140 @@ export class FakeLlm implements AsyncDisposable {
         };
       }
     }
+  }
+
+  /**
+   * A Responses API stream: response.created and .in_progress (usage null); the message item (output_item.added,
+   * content_part.added, one output_text.delta per text chunk, output_text.done, content_part.done,
+   * output_item.done); per tool call a function_call item (output_item.added with the first arguments delta, then
+   * the second with function_call_arguments.done and output_item.done); then response.completed (or
+   * response.incomplete when stopped by length) with the usage. No [DONE]. Every event has the next
+   * sequence_number; a mid-stream error is an `error` event.
+   */
+  #responsesPlan(call: FakeLlmCall, s: ResolvedScript, requestId: string, pieces: string[]): StreamPlan {
+    const nl = s.crlf ? "\r\n" : "\n";
+    let sequence = 0;
+    const event = (type: string, x: Record<string, unknown>) =>
+      `event: ${type}${nl}data: ${JSON.stringify({ type, ...x, sequence_number: sequence++ })}${nl}${nl}`;
+    const tools = call.toolCalls;
+    const hasText = pieces.length > 0;
+    const incomplete = s.stopReason === "length" && tools.length === 0;
+    const itemStatus = incomplete ? "incomplete" : "completed";
+    const text = call.reply;
+    const msgId = `msg_${requestId}`;
+    const textPart = (t: string) => ({ type: "output_text", text: t, annotations: [], logprobs: [] });
+    const response = (
+      status: "in_progress" | "completed" | "incomplete",
+      output: unknown[],
+      usage?: unknown,
+    ) => responseObject(call, requestId, status, output, usage as Record<string, unknown> | null | undefined);
+
+    const preamble = [
+      event("response.created", { response: response("in_progress", [], null) }),
+      event("response.in_progress", { response: response("in_progress", [], null) }),
+    ];
+    if (hasText) {
+      preamble.push(
+        event("response.output_item.added", {
+          output_index: 0,
+          item: responsesMessage(requestId, "", "in_progress"),
+        }),
+        event("response.content_part.added", {
+          item_id: msgId,
+          output_index: 0,
+          content_index: 0,
+          part: textPart(""),
+        }),
+      );
+    }
+    // Sequence numbers after the preamble and after each chunk, for the error event sent in their place.
+    const sequenceAfter = [sequence];
+    const chunks: string[] = [];
+    const push = (chunk: string) => {
+      chunks.push(chunk);
+      sequenceAfter.push(sequence);
+    };
+    for (const delta of pieces) {
+      push(event("response.output_text.delta", {
+        item_id: msgId,
+        output_index: 0,
+        content_index: 0,
+        delta,
+        logprobs: [],
+      }));
+    }
+    const closeText = () =>
+      event("response.output_text.done", {
+        item_id: msgId,
+        output_index: 0,
+        content_index: 0,
+        text,
+        logprobs: [],
+      }) +
+      event("response.content_part.done", {
+        item_id: msgId,
+        output_index: 0,
+        content_index: 0,
+        part: textPart(text),
+      }) +
+      event("response.output_item.done", {
+        output_index: 0,
+        item: responsesMessage(requestId, text, itemStatus),
+      });
+    const output: unknown[] = hasText ? [responsesMessage(requestId, text, itemStatus)] : [];
+    tools.forEach((t, i) => {
+      const outputIndex = (hasText ? 1 : 0) + i;
+      const itemId = `fc_${call.seq}_${i}`;
+      const [first, second] = argumentPieces(t);
+      const delta = (d: string) =>
+        event("response.function_call_arguments.delta", {
+          item_id: itemId,
+          output_index: outputIndex,
+          delta: d,
+        });
+      const opening = (i === 0 && hasText ? closeText() : "") +
+        event("response.output_item.added", {
+          output_index: outputIndex,
+          item: responsesFunctionCall(call.seq, i, t, "in_progress"),
+        });
+      push(opening + delta(first));
+      const done = responsesFunctionCall(call.seq, i, t, "completed");
+      push(
+        delta(second) +
+          event("response.function_call_arguments.done", {
+            item_id: itemId,
+            output_index: outputIndex,
+            name: t.name,
+            arguments: done.arguments,
+          }) +
+          event("response.output_item.done", { output_index: outputIndex, item: done }),
+      );
+      output.push(done);
+    });
+    const tail = tools.length === 0 && hasText ? [closeText()] : [];
+    const reported = scripted(s, responsesUsage(s));
+    tail.push(
+      event(incomplete ? "response.incomplete" : "response.completed", {
+        response: response(incomplete ? "incomplete" : "completed", output, reported ?? undefined),
+      }),
+    );
+    return {
+      preamble,
+      chunks,
+      tail,
+      error: (sent) => {
+        const e = openaiError(s.streamErrorStatus, s.errorMessage).error;
+        return `event: error${nl}data: ${
+          JSON.stringify({
+            type: "error",
+            code: e.code ?? e.type,
+            message: e.message,
+            param: null,
+            sequence_number: sequenceAfter[sent],
+          })
+        }${nl}${nl}`;
+      },
+    };
   }
 
   #stream(ex: Exchange, provider: LlmProvider, s: ResolvedScript, requestId: string, sse: boolean): Response {
