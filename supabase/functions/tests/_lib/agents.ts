@@ -1,0 +1,124 @@
+// What the agents-execute tests share: a test employee (its model, tools and settings) hired by a test user with
+// tokens, calls to agents-execute as a front end makes them (fetch, its SSE parsed), and reads of what a run left.
+import assert from "node:assert/strict";
+import type { Sql } from "./db.ts";
+import { F, type GwUser, sleep } from "./gateway.ts";
+
+export const AGENTS = `${F}/agents-execute`;
+
+export type Employee = { id: string; slug: string; category: string };
+
+/** A listed test employee in its own category, with a version made by the catalog's trigger. */
+export async function createEmployee(
+  sql: Sql,
+  fields: {
+    provider: string;
+    model: string;
+    tools?: string[];
+    settings?: Record<string, unknown>;
+    prompt?: string;
+  },
+): Promise<Employee> {
+  const category = `test-agents-${crypto.randomUUID().slice(0, 8)}`;
+  const slug = `${category}-worker`;
+  await sql`insert into public.ai_employee_categories (slug, name) values (${category}, 'Agents test')`;
+  const [row] = await sql<{ id: string }[]>`
+    insert into public.ai_employees (slug, name, role, category, department, level, status, short_description,
+                                     provider, model, system_prompt, tools, generation_settings)
+    values (${slug}, 'Worker', 'Test role', ${category}, 'Test', 'mid', 'available', 'A test employee',
+            ${fields.provider}, ${fields.model}, ${fields.prompt ?? `You are the test worker ${slug}.`},
+            ${fields.tools ?? []}, ${sql.json((fields.settings ?? {}) as never)})
+    returning id`;
+  return { id: row.id, slug, category };
+}
+
+export async function deleteEmployee(sql: Sql, e: Employee): Promise<void> {
+  await sql`delete from public.ai_employees where id = ${e.id}`;
+  await sql`delete from public.ai_employee_categories where slug = ${e.category}`;
+}
+
+/** The user's hire of the employee (as hire_employee makes it: the database pins the version). */
+export async function hire(sql: Sql, user: GwUser, e: Employee): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    insert into public.purchased_employees (user_id, employee_id) values (${user.id}, ${e.id}) returning id`;
+  return row.id;
+}
+
+export type AgentEvent = { type: string; sequence_number: number; [k: string]: unknown };
+
+/** POST agents-execute as the user. */
+export function execute(
+  token: string,
+  body: Record<string, unknown>,
+  init: { idempotencyKey?: string; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(AGENTS, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      ...(init.idempotencyKey ? { "idempotency-key": init.idempotencyKey } : {}),
+    },
+    body: JSON.stringify(body),
+    signal: init.signal,
+  });
+}
+
+/** The SSE events of a body, as the client parses them (`event:` and its JSON `data:`). */
+export function parseEvents(text: string): AgentEvent[] {
+  return text.split(/\n\n/).map((frame) => frame.split("\n").find((l) => l.startsWith("data: ")))
+    .filter((l): l is string => l !== undefined).map((l) => JSON.parse(l.slice(6)) as AgentEvent);
+}
+
+/** Reads an SSE response until `done` (or the body ends); `stopAfter` leaves after that many events. */
+export async function readEvents(res: Response, stopAfter?: number): Promise<AgentEvent[]> {
+  assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  const events: AgentEvent[] = [];
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const frames = buffer.split("\n\n");
+    buffer = frames.pop() ?? "";
+    for (const e of parseEvents(frames.map((f) => f + "\n\n").join(""))) {
+      events.push(e);
+      if (e.type === "done" || (stopAfter !== undefined && events.length >= stopAfter)) {
+        await reader.cancel();
+        return events;
+      }
+    }
+  }
+  return events;
+}
+
+export type RunRow = {
+  id: string;
+  status: string;
+  incomplete_reason: string | null;
+  error_code: string | null;
+  step_count: number;
+  cost_tokens: number;
+  assistant_message_id: string | null;
+};
+
+/** The run once it is over (waits up to `timeoutMs`). */
+export async function runOver(sql: Sql, runId: string, timeoutMs = 15_000): Promise<RunRow> {
+  const until = Date.now() + timeoutMs;
+  while (true) {
+    const [row] = await sql<RunRow[]>`
+      select id, status, incomplete_reason, error_code, step_count, cost_tokens::float8 as cost_tokens,
+             assistant_message_id
+        from public.agent_runs where id = ${runId}`;
+    if (row && !["queued", "in_progress"].includes(row.status)) return { ...row };
+    if (Date.now() > until) assert.fail(`run ${runId} still ${row?.status} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export async function stepsOf(sql: Sql, runId: string) {
+  return (await sql`
+    select step_index, kind, tool_name, status, error_code, gateway_request_id, output, cost_tokens::float8
+      from public.agent_run_steps where run_id = ${runId} order by step_index`).map((r) => ({ ...r }));
+}
