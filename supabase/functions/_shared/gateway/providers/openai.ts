@@ -1,5 +1,6 @@
 // OpenAI: POST /v1/chat/completions (stream and not), as the openai SDK sends it with
-// baseURL = <functions>/openai-proxy/v1 and the user's Supabase access token as its API key.
+// baseURL = <functions>/openai-proxy/v1 and the user's Supabase access token as its API key; its route also
+// hands POST /v1/responses to the Responses endpoint (openai-responses.ts).
 //
 // The allow-list: every field of the SDK's ChatCompletionCreateParams that is billed by tokens alone. Refused:
 // web_search_options (per-search fees), service_tier priority/scale/fast (billed at other rates), audio output
@@ -20,6 +21,7 @@ import {
   prepareChat,
   usageFromChatJson,
 } from "./openai-compatible.ts";
+import { openaiResponses } from "./openai-responses.ts";
 
 /** The allow-list: each field the gateway forwards for OpenAI chat completions (refused ones say why). */
 export const openAiChatFields = {
@@ -74,7 +76,13 @@ export const openai: ProviderAdapter<ChatCompletionBody> = {
   defaultBaseUrl: "https://api.openai.com/v1",
   requestIdHeader: "x-request-id",
   schema: openAiChatSchema,
-  route: (path) => (path === "/v1/chat/completions" ? { upstreamPath: "/chat/completions" } : null),
+  // The Responses API and embeddings are endpoints of their own, each with its allow-list and usage.
+  route: (path, search) =>
+    path === "/v1/chat/completions"
+      ? { upstreamPath: "/chat/completions" }
+      : path === "/v1/responses"
+      ? { ...openaiResponses.route(path, search)!, endpoint: openaiResponses }
+      : null,
   describe: (body) => describeChat(body),
   prepare: (body, _route, maxOutput) => prepareChat(body, maxOutput),
   upstreamHeaders: (key) => ({ authorization: `Bearer ${key}` }),
