@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createTestUser, deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { startFakeLlm } from "./_lib/fake-llm.ts";
+import { FAKE_PORT } from "./_lib/gateway.ts";
 import { stack } from "./_lib/stack.ts";
 import { hs256, userClaims } from "./_lib/tokens.ts";
 
@@ -87,7 +88,7 @@ const send = (token: string, c: Case) =>
   });
 
 Deno.test("features billed beyond tokens are refused with a 400 naming the field and never reach the provider", async () => {
-  await using fake = await startFakeLlm({ port: 12112 });
+  await using fake = await startFakeLlm({ port: FAKE_PORT });
   const token = await userToken();
   for (const c of refused) {
     const res = await send(token, c);
@@ -100,7 +101,7 @@ Deno.test("features billed beyond tokens are refused with a 400 naming the field
 });
 
 Deno.test("the same requests without those features go through", async () => {
-  await using fake = await startFakeLlm({ port: 12112 });
+  await using fake = await startFakeLlm({ port: FAKE_PORT });
   const token = await userToken();
   for (const c of allowed) {
     const res = await send(token, c);
@@ -111,7 +112,7 @@ Deno.test("the same requests without those features go through", async () => {
 });
 
 Deno.test("an anthropic-beta header is not passed to the provider", async () => {
-  await using fake = await startFakeLlm({ port: 12112 });
+  await using fake = await startFakeLlm({ port: FAKE_PORT });
   const token = await userToken();
   const res = await send(token, {
     name: "beta",

@@ -426,7 +426,7 @@ gatewayTest(
       perplexity: [{ model: MODEL.perplexity }, "messages"],
     };
     const unknownPath: Record<Gw, string> = {
-      openai: `${F}/openai-proxy/v1/embeddings`,
+      openai: `${F}/openai-proxy/v1/audio/speech`,
       anthropic: `${F}/anthropic-proxy/v1/complete`,
       google: `${F}/google-proxy/v1beta/models/${MODEL.google}:embedContent`,
       perplexity: `${F}/perplexity-proxy/v1/models`,

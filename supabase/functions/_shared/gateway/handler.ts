@@ -55,8 +55,9 @@ export function createInProcessGateway(adapter: ProviderAdapter, options: Gatewa
 }
 
 async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContext): Promise<Response> {
-  const { adapter } = gateway;
-  const route = routeOf(adapter, ctx.url);
+  const route = routeOf(gateway.adapter, ctx.url);
+  // The endpoint the path names reads, forwards and meters the call (a provider may serve several).
+  const adapter = route.endpoint ?? gateway.adapter;
   const claims = await callerClaims(req, ctx.log);
   const log = ctx.log.child({ user_id: claims.sub, provider: adapter.provider });
   const { raw, body, described } = await readCall(req, adapter, route);

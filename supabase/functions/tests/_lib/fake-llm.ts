@@ -3,6 +3,7 @@
 //
 //   OpenAI      POST /v1/chat/completions                        SDK baseURL = `${url}/v1`
 //               POST /v1/responses                               (the Responses API; `client.responses.*`)
+//               POST /v1/embeddings                              (vectors as floats or base64, as asked)
 //   Perplexity  POST /chat/completions                           SDK (openai) baseURL = url
 //   Anthropic   POST /v1/messages                                SDK baseURL = url
 //   Gemini      POST /{v1,v1beta}/models/{model}:generateContent SDK httpOptions.baseUrl = url (genai 3.x uses v1)
@@ -74,10 +75,11 @@ export const FAKE_LLM_API_KEY = "fake-llm-test-key";
 export type StopReason = "stop" | "length";
 
 /**
- * Which of a provider's APIs a request spoke: OpenAI `chat` (/v1/chat/completions) or `responses` (/v1/responses),
+ * Which of a provider's APIs a request spoke: OpenAI `chat` (/v1/chat/completions), `responses` (/v1/responses) or
+ * `embeddings` (/v1/embeddings: one deterministic vector per input, usage {prompt_tokens: inputTokens}),
  * Perplexity `chat`, Anthropic `messages`, Gemini `generateContent` (streaming or not).
  */
-export type LlmApi = "chat" | "responses" | "messages" | "generateContent";
+export type LlmApi = "chat" | "responses" | "embeddings" | "messages" | "generateContent";
 
 /** A tool call the fake answers with (script.toolCalls). */
 export type FakeToolCall = { name: string; arguments: Record<string, unknown>; id?: string };
@@ -696,6 +698,7 @@ const GOOGLE_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|s
 const ROUTES: Record<string, Route> = {
   "/v1/chat/completions": { provider: "openai", api: "chat" },
   "/v1/responses": { provider: "openai", api: "responses" },
+  "/v1/embeddings": { provider: "openai", api: "embeddings" },
   "/chat/completions": { provider: "perplexity", api: "chat" },
   "/v1/messages": { provider: "anthropic", api: "messages" },
 };
@@ -836,6 +839,28 @@ type StreamPlan = {
   /** The provider's mid-stream error event, after `sent` content chunks. */
   error: (sent: number) => string;
 };
+
+// ------------------------------------------------------------------------------------ embeddings
+
+/** OpenAI's embeddings answer: one vector per input (`dimensions` long, default 8), floats or base64 float32. */
+function embeddingsBody(call: FakeLlmCall, s: ResolvedScript) {
+  const body = isRecord(call.body) ? call.body : {};
+  const inputs = Array.isArray(body.input) && body.input.length > 0 && typeof body.input[0] !== "number"
+    ? body.input.length
+    : 1;
+  const dims = typeof body.dimensions === "number" && body.dimensions > 0
+    ? Math.min(body.dimensions, 4096)
+    : 8;
+  const data = Array.from({ length: inputs }, (_, index) => {
+    const vector = Float32Array.from({ length: dims }, (_, i) => ((index + 1) * (i + 1)) / (dims * inputs));
+    const embedding = body.encoding_format === "base64"
+      ? btoa(String.fromCharCode(...new Uint8Array(vector.buffer)))
+      : Array.from(vector);
+    return { object: "embedding", index, embedding };
+  });
+  const usage = scripted(s, { prompt_tokens: s.inputTokens, total_tokens: s.inputTokens });
+  return { object: "list", data, model: call.model, ...(usage && { usage }) };
+}
 
 // ------------------------------------------------------------------------------------ tool calls and Responses
 
@@ -1365,6 +1390,11 @@ export class FakeLlm implements AsyncDisposable {
           return this.#error(provider, 400, "you must provide a model parameter", requestId);
         }
         if (api === "responses") return null; // `input` is optional there (a prompt or a previous response)
+        if (api === "embeddings") {
+          return f.input === undefined
+            ? this.#error(provider, 400, "Missing required parameter: 'input'.", requestId)
+            : null;
+        }
         if (!Array.isArray(f.messages)) {
           const a = this.#error(provider, 400, "Missing required parameter: 'messages'.", requestId);
           if (provider === "openai") {
@@ -1418,6 +1448,10 @@ export class FakeLlm implements AsyncDisposable {
     let body: unknown;
     switch (provider) {
       case "openai":
+        if (call.api === "embeddings") {
+          body = embeddingsBody(call, s);
+          break;
+        }
         if (call.api === "responses") {
           const incomplete = s.stopReason === "length" && tools.length === 0;
           body = responseObject(call, requestId, incomplete ? "incomplete" : "completed", [

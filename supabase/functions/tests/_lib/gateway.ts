@@ -11,7 +11,9 @@ import { FAKE_LLM_API_KEY, type FakeLlm, LLM_PROVIDERS, type LlmProvider, startF
 import { stack } from "./stack.ts";
 import { hs256, userClaims } from "./tokens.ts";
 
-export const FAKE_PORT = 12112; // where supabase/functions/tests/.env.test points every provider
+// Where supabase/functions/tests/.env.test points every provider (FAKE_LLM_PORT: for a functions server of one's
+// own, started with an env file naming another port).
+export const FAKE_PORT = Number(Deno.env.get("FAKE_LLM_PORT") ?? 12112);
 export const F = stack.functionsUrl;
 
 /** The gateway's providers, named as the fake names them. */

@@ -28,6 +28,11 @@ export type Route = {
   model?: string;
   /** Whether the path itself asks for a stream (Gemini :streamGenerateContent). */
   stream?: boolean;
+  /**
+   * The adapter of the endpoint the path names, when a provider serves several (OpenAI chat completions,
+   * Responses, embeddings): the call is read, forwarded and metered by it. Absent: the function's own adapter.
+   */
+  endpoint?: ProviderAdapter;
 };
 
 export type Described = {

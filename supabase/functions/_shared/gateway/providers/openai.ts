@@ -1,5 +1,7 @@
 // OpenAI: POST /v1/chat/completions (stream and not), as the openai SDK sends it with
-// baseURL = <functions>/openai-proxy/v1 and the user's Supabase access token as its API key.
+// baseURL = <functions>/openai-proxy/v1 and the user's Supabase access token as its API key; its route also
+// hands POST /v1/responses to the Responses endpoint (openai-responses.ts) and POST /v1/embeddings to the
+// embeddings endpoint (openai-embeddings.ts).
 //
 // The allow-list: every field of the SDK's ChatCompletionCreateParams that is billed by tokens alone. Refused:
 // web_search_options (per-search fees), service_tier priority/scale/fast (billed at other rates), audio output
@@ -20,6 +22,8 @@ import {
   prepareChat,
   usageFromChatJson,
 } from "./openai-compatible.ts";
+import { openaiEmbeddings } from "./openai-embeddings.ts";
+import { openaiResponses } from "./openai-responses.ts";
 
 /** The allow-list: each field the gateway forwards for OpenAI chat completions (refused ones say why). */
 export const openAiChatFields = {
@@ -74,7 +78,15 @@ export const openai: ProviderAdapter<ChatCompletionBody> = {
   defaultBaseUrl: "https://api.openai.com/v1",
   requestIdHeader: "x-request-id",
   schema: openAiChatSchema,
-  route: (path) => (path === "/v1/chat/completions" ? { upstreamPath: "/chat/completions" } : null),
+  // The Responses API and embeddings are endpoints of their own, each with its allow-list and usage.
+  route: (path, search) =>
+    path === "/v1/chat/completions"
+      ? { upstreamPath: "/chat/completions" }
+      : path === "/v1/responses"
+      ? { ...openaiResponses.route(path, search)!, endpoint: openaiResponses }
+      : path === "/v1/embeddings"
+      ? { ...openaiEmbeddings.route(path, search)!, endpoint: openaiEmbeddings }
+      : null,
   describe: (body) => describeChat(body),
   prepare: (body, _route, maxOutput) => prepareChat(body, maxOutput),
   upstreamHeaders: (key) => ({ authorization: `Bearer ${key}` }),
