@@ -297,7 +297,9 @@ async function modelStep(
     finishReason,
     requestId,
     settled: settled.promise,
-    responseMessages: response.messages as ModelMessage[],
+    // The SDK executes nothing here: a tool message it adds is its own error for a call it could not parse or
+    // name; the runtime answers every call itself (unknown_tool included), once.
+    responseMessages: (response.messages as ModelMessage[]).filter((m) => m.role !== "tool"),
     usage,
     startedAt,
   };
