@@ -7,7 +7,7 @@ as $$
   -- The visible thread ending at the message: its ancestors by parent_id, newest first, at most p_max_messages.
   with recursive thread as (
     select m.id, m.parent_id, m.session_id, m.role, m.content, m.status, 0 as depth
-      from public.chat_messages m where m.id = p_message_id
+      from public.chat_messages m where m.id = p_message_id and p_max_messages > 0
     union all
     select m.id, m.parent_id, m.session_id, m.role, m.content, m.status, t.depth + 1
       from thread t

@@ -9,10 +9,12 @@ begin
          cached_input_tokens = r.cached_input_tokens + u.cached_input_tokens,
          output_tokens = r.output_tokens + u.output_tokens,
          cost_tokens = r.cost_tokens + u.cost_tokens
-    from (select i.run_id, sum(i.input_tokens) as input_tokens, sum(i.cached_input_tokens) as cached_input_tokens,
-                 sum(i.output_tokens) as output_tokens, sum(i.debited_tokens) as cost_tokens
-            from inserted i where i.run_id is not null group by i.run_id) u
-   where r.id = u.run_id;
+    from (select i.run_id, i.user_id, sum(i.input_tokens) as input_tokens,
+                 sum(i.cached_input_tokens) as cached_input_tokens, sum(i.output_tokens) as output_tokens,
+                 sum(i.debited_tokens) as cost_tokens
+            from inserted i where i.run_id is not null group by i.run_id, i.user_id) u
+   -- A usage row counts for a run of its own user only.
+   where r.id = u.run_id and r.user_id = u.user_id;
   return null;
 end;
 $$;

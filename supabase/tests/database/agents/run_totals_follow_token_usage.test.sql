@@ -9,7 +9,7 @@ begin;
 \ir ../../_fixtures/chat.psql
 \ir ../../_fixtures/gateway.psql
 \ir ../../_fixtures/agents.psql
-select plan(10);
+select plan(11);
 
 -- Prices (pgtap030-model: $1/M input, $0.25/M cached, $4/M output) and the rate, from _fixtures/gateway.psql.
 select rate from tests.create_gateway_fixtures() \gset
@@ -88,6 +88,16 @@ select results_eq(format($$select * from tests.totals_match(%L)$$, :'other_run')
   'A multi-row insert adds each run''s own rows to it (two rows of the second run: their sums)');
 select results_eq(format($$select * from tests.totals_match(%L)$$, :'run'), format($$select usage_sums, usage_sums from tests.totals_match(%L)$$, :'run'),
   'and the first run''s totals are still exactly the sums of all its calls, however they were settled');
+
+-- ============================================================================ another user's usage row
+select tests.create_chat_user('pgtap-agents-eve', 'pgtap-agents-totals') as eve_hire \gset
+select tests.user_id('pgtap-agents-eve@example.com') as eve \gset
+select cost_tokens as before_eve from public.agent_runs where id = :'other_run' \gset
+insert into public.token_usage (request_id, user_id, provider, model, input_tokens, output_tokens, cost_micro_usd,
+                                debited_tokens, status, run_id)
+values ('pgtap-agents:eve:1', :'eve', 'openai', 'pgtap030-model', 5, 5, 1, 1000, 'ok', :'other_run');
+select is((select cost_tokens from public.agent_runs where id = :'other_run'), :'before_eve'::bigint,
+  'A usage row of another user that names a run adds nothing to it');
 
 select * from finish();
 rollback;

@@ -6,7 +6,7 @@ begin;
 \ir ../../_fixtures/marketplace.psql
 \ir ../../_fixtures/chat.psql
 \ir ../../_fixtures/agents.psql
-select plan(7);
+select plan(8);
 
 select tests.create_marketplace_fixtures();
 select tests.create_employee('pgtap-agents-thread');
@@ -45,6 +45,7 @@ select results_eq(format($$select id from private.agent_thread(%L, 50)$$, :'else
   format($$values (%L::uuid)$$, :'elsewhere'), 'Another session''s thread has none of this one''s messages');
 select is_empty(format($$select 1 from private.agent_thread(%L, 50)$$, extensions.gen_random_uuid()),
   'A message that does not exist has no thread');
+select is_empty(format($$select 1 from private.agent_thread(%L, 0)$$, :'a2'), 'A bound of 0 reads nothing');
 select tests.clear_authentication();
 
 select * from finish();
