@@ -19,11 +19,11 @@ const sql = postgres(url, { max: 1, prepare: false, onnotice: () => {} });
 const [{ rate }] = await sql`select micro_usd_per_mtok::float8 as rate from public.platform_token_rates
                               where effective_from <= now() and (effective_to is null or effective_to > now())`;
 const models = await sql`
-  select provider, model, input_micro_usd_per_mtok::float8 as input, output_micro_usd_per_mtok::float8 as output,
+  select provider, model, kind, input_micro_usd_per_mtok::float8 as input, output_micro_usd_per_mtok::float8 as output,
          coalesce(cached_input_micro_usd_per_mtok, input_micro_usd_per_mtok)::float8 as cached
     from public.model_pricing
    where effective_from <= now() and (effective_to is null or effective_to > now()) and model not like '%test%'
-   order by provider, output_micro_usd_per_mtok, model`;
+   order by provider, kind desc, output_micro_usd_per_mtok, model`;
 const plans = await sql`
   select id, name, monthly_token_allowance::float8 as allowance, price_monthly_cents, price_yearly_cents
     from public.subscription_plans where is_active and price_monthly_cents > 0 order by sort_order`;
@@ -48,10 +48,12 @@ lines.push(
   "| --- | --- | --: | --: | --: |",
 );
 for (const m of models) {
+  // An embedding model generates no tokens (its output price is 0) and caches nothing: only its input is priced.
+  const embedding = m.kind === "embedding";
   lines.push(
-    `| ${m.provider} | ${m.model} | ${n(rate / m.input * 1e6)} | ${n(rate / m.cached * 1e6)} | ${
-      n(rate / m.output * 1e6)
-    } |`,
+    `| ${m.provider} | ${m.model}${embedding ? " (embeddings)" : ""} | ${n(rate / m.input * 1e6)} | ${
+      embedding ? "—" : n(rate / m.cached * 1e6)
+    } | ${embedding ? "—" : n(rate / m.output * 1e6)} |`,
   );
 }
 lines.push(

@@ -559,6 +559,10 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      _max_output_tokens: {
+        Args: { p_plan_max: number; p_requested: number };
+        Returns: number;
+      };
       _plan_for_price: {
         Args: { p_price: string };
         Returns: Record<string, unknown>;
@@ -838,6 +842,10 @@ export type Database = {
           isOneToOne: true;
           isSetofReturn: false;
         };
+      };
+      gateway_models: {
+        Args: { p_provider: string; p_user_id: string };
+        Returns: Json;
       };
       gateway_release: { Args: { p_request_id: string }; Returns: boolean };
       gateway_settle: {
@@ -1812,6 +1820,7 @@ export type Database = {
           effective_to: string | null;
           id: number;
           input_micro_usd_per_mtok: number;
+          kind: string;
           model: string;
           output_micro_usd_per_mtok: number;
           provider: string;
@@ -1825,6 +1834,7 @@ export type Database = {
           effective_to?: string | null;
           id?: never;
           input_micro_usd_per_mtok: number;
+          kind?: string;
           model: string;
           output_micro_usd_per_mtok: number;
           provider: string;
@@ -1838,6 +1848,7 @@ export type Database = {
           effective_to?: string | null;
           id?: never;
           input_micro_usd_per_mtok?: number;
+          kind?: string;
           model?: string;
           output_micro_usd_per_mtok?: number;
           provider?: string;

@@ -8,7 +8,7 @@
 // Most tests use a model priced at exactly the platform rate (tests/_lib/charges.ts: one platform token per raw
 // token) and users on a plan of their own without a monthly allowance, so the arithmetic is in tokens.
 import assert from "node:assert/strict";
-import { holdTokens } from "../_shared/gateway/admission/hold.ts";
+import { holdTokens, maxOutputOf } from "../_shared/gateway/admission/hold.ts";
 import { ensureUnitModels, UNIT_MODEL } from "./_lib/charges.ts";
 import { createTestUser, deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { splitReply } from "./_lib/fake-llm.ts";
@@ -507,7 +507,7 @@ gatewayTest(
 
 // ------------------------------------------------------------------------------- holds: TS = SQL, exactly
 
-Deno.test("the lease book holds exactly what SQL's private._hold_tokens holds, for every kind of price and call", async () => {
+Deno.test("the lease book caps output and holds exactly as SQL's private._max_output_tokens and _hold_tokens do, for every kind of price and call (no output included)", async () => {
   const prices = [
     { input: 150000, cacheWrite: null, output: 600000, reasoning: null, rate: 2500000, requestFee: 0 },
     { input: 5000000, cacheWrite: 6250000, output: 25000000, reasoning: null, rate: 2500000, requestFee: 0 },
@@ -535,22 +535,30 @@ Deno.test("the lease book holds exactly what SQL's private._hold_tokens holds, f
     { inputEstimate: 1_398_102, requestedOutput: 32768, choices: 8, inputUnbounded: false },
     { inputEstimate: 33, requestedOutput: 500, choices: 3, inputUnbounded: true },
     { inputEstimate: 2_000_000, requestedOutput: 99, choices: 1, inputUnbounded: true },
+    // No output at all (embeddings, token counts), and no input either (a token count holds nothing).
+    { inputEstimate: 4321, requestedOutput: 0, choices: 1, inputUnbounded: false },
+    { inputEstimate: 0, requestedOutput: 0, choices: 1, inputUnbounded: false },
+    { inputEstimate: 17, requestedOutput: 100_000, choices: 2, inputUnbounded: false },
   ];
   const planInfo = { plan: "x", maxOutput: 4096, maxInput: 1_000_000, rpm: 1, tpm: 1 };
   for (const price of prices) {
     for (const shape of shapes) {
       const call = { model: "m", searchContextSize: null, ...shape };
       const ts = holdTokens(planInfo, price, call);
-      const maxOutput = Math.min(shape.requestedOutput || planInfo.maxOutput, planInfo.maxOutput);
       const input = shape.inputUnbounded
         ? Math.max(shape.inputEstimate, planInfo.maxInput)
         : shape.inputEstimate;
+      // The output cap and the hold, both from SQL (private._max_output_tokens, private._hold_tokens).
       const [row] = await sql`
-        select private._hold_tokens(
+        with cap as (select private._max_output_tokens(${shape.requestedOutput}, ${planInfo.maxOutput}) as max_output)
+        select cap.max_output, private._hold_tokens(
           row(null, 'openai', 'm', ${price.input}, null, ${price.output}, now(), null, now(), ${price.cacheWrite},
-              ${price.reasoning})::public.model_pricing,
-          ${price.rate}, ${input}, ${maxOutput}, ${shape.choices}, ${price.requestFee})::text as hold`;
-      assert.equal(ts, Number(row.hold), `${JSON.stringify(price)} × ${JSON.stringify(shape)}`);
+              ${price.reasoning}, 'generation')::public.model_pricing,
+          ${price.rate}, ${input}, cap.max_output, ${shape.choices}, ${price.requestFee})::text as hold
+          from cap`;
+      const what = `${JSON.stringify(price)} × ${JSON.stringify(shape)}`;
+      assert.equal(maxOutputOf(planInfo, call), row.max_output, `output cap: ${what}`);
+      assert.equal(ts, Number(row.hold), what);
     }
   }
 });

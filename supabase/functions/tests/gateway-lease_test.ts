@@ -82,7 +82,7 @@ function fakeStore(opts: { balance: number; plan: Plan; upstash: boolean; latenc
         return reply({ outcome: "forbidden", message: `Model ${r.model} is not available` });
       }
       const hold = r.inputEstimate +
-        Math.min(r.requestedOutput || plan.maxOutput, plan.maxOutput) * r.choices;
+        Math.min(Math.max(r.requestedOutput ?? plan.maxOutput, 0), plan.maxOutput) * r.choices;
       let calls = r.calls;
       const extra: Partial<LeaseReply> = {};
       if (r.checkLimits) {

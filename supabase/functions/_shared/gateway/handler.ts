@@ -66,7 +66,7 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
 
   // Admit: from this instance's lease of the user's budget and limits, or after renewing it (one SQL call and,
   // when Upstash counts the limits, one Upstash call).
-  const inputEstimate = estimateInputTokens(utf8Bytes(raw));
+  const inputEstimate = described.free ? 0 : estimateInputTokens(utf8Bytes(raw));
   const ticket = await gateway.leases.admit(claims.sub, callShape(described, inputEstimate));
   const inProcess = inProcessCalls.get(req);
   inProcess?.onAdmitted?.(ctx.requestId);

@@ -1,7 +1,6 @@
 // GET /v1/models of a proxy: the models a user may call there, in OpenAI's list shape ({object: "list", data:
-// [{id, object: "model", created, owned_by}]}), from the database and never forwarded: those of the provider
-// with a price in force now (a model without one could not be billed, so the gateway refuses it) that the
-// user's plan allows (every priced model when its allowed_models is empty). The user comes from the token only.
+// [{id, object: "model", created, owned_by}]}), from the database (private.gateway_models: the provider's models
+// with a price in force that the user's plan allows) and never forwarded. The user comes from the token only.
 import { HttpError } from "../http/errors.ts";
 import { type RequestContext, withHttp } from "../http/with-http.ts";
 import { db } from "../platform/db.ts";
@@ -13,25 +12,14 @@ export type ModelList = {
   data: { id: string; object: "model"; created: number; owned_by: string }[];
 };
 
-/** The models `userId` may call on `provider` now; 401 when the user has no row (a deleted user's token). */
+/** The models `userId` may call on `provider` now (private.gateway_models); 401 for a user without a row. */
 export async function modelsFor(userId: string, provider: Provider): Promise<ModelList> {
-  const rows = await db()<{ id: string; created: number }[]>`
-    select m.model as id, extract(epoch from m.effective_from)::int8::int4 as created
-      from public.users u
-      join public.subscription_plans p on p.id = u.plan
-      join public.model_pricing m
-        on m.provider = ${provider}
-       and m.effective_from <= now() and (m.effective_to is null or m.effective_to > now())
-       and (cardinality(p.allowed_models) = 0 or m.model = any (p.allowed_models))
-     where u.id = ${userId}
-     order by m.model`;
-  if (rows.length === 0) {
-    const [known] = await db()`select 1 from public.users where id = ${userId}`;
-    if (!known) throw new HttpError("unauthorized", "Unknown user");
-  }
+  const [{ models }] = await db()<{ models: { id: string; created: number }[] | null }[]>`
+    select private.gateway_models(${userId}, ${provider}) as models`;
+  if (models === null) throw new HttpError("unauthorized", "Unknown user");
   return {
     object: "list",
-    data: rows.map((r) => ({ id: r.id, object: "model", created: Number(r.created), owned_by: provider })),
+    data: models.map((m) => ({ id: m.id, object: "model", created: Number(m.created), owned_by: provider })),
   };
 }
 

@@ -6,8 +6,11 @@
 //               POST /v1/embeddings                              (vectors as floats or base64, as asked)
 //   Perplexity  POST /chat/completions                           SDK (openai) baseURL = url
 //   Anthropic   POST /v1/messages                                SDK baseURL = url
+//               POST /v1/messages/count_tokens                   ({input_tokens: inputTokens})
 //   Gemini      POST /{v1,v1beta}/models/{model}:generateContent SDK httpOptions.baseUrl = url (genai 3.x uses v1)
 //               POST /{v1,v1beta}/models/{model}:streamGenerateContent?alt=sse   (without alt=sse: a JSON array)
+//               POST /{v1,v1beta}/models/{model}:embedContent, :batchEmbedContents  (usageMetadata.promptTokenCount)
+//               POST /{v1,v1beta}/models/{model}:countTokens     ({totalTokens: inputTokens})
 //
 // Auth as each provider does it: OpenAI and Perplexity `Authorization: Bearer <key>`; Anthropic `x-api-key` or,
 // as SDKs send it since API version 2026-10-21, `Authorization: Bearer` (x-api-key wins), with `anthropic-version`
@@ -77,9 +80,19 @@ export type StopReason = "stop" | "length";
 /**
  * Which of a provider's APIs a request spoke: OpenAI `chat` (/v1/chat/completions), `responses` (/v1/responses) or
  * `embeddings` (/v1/embeddings: one deterministic vector per input, usage {prompt_tokens: inputTokens}),
- * Perplexity `chat`, Anthropic `messages`, Gemini `generateContent` (streaming or not).
+ * Perplexity `chat`, Anthropic `messages` or `countTokens` (/v1/messages/count_tokens), Gemini `generateContent`
+ * (streaming or not), `embedContent` / `batchEmbedContents` (one deterministic vector per content, usageMetadata
+ * {promptTokenCount: inputTokens}) or `countTokens`. A count answers the script's inputTokens and never a usage key.
  */
-export type LlmApi = "chat" | "responses" | "embeddings" | "messages" | "generateContent";
+export type LlmApi =
+  | "chat"
+  | "responses"
+  | "embeddings"
+  | "messages"
+  | "generateContent"
+  | "embedContent"
+  | "batchEmbedContents"
+  | "countTokens";
 
 /** A tool call the fake answers with (script.toolCalls). */
 export type FakeToolCall = { name: string; arguments: Record<string, unknown>; id?: string };
@@ -694,27 +707,29 @@ function googleError(code: number, message?: string, details?: unknown[]) {
 
 type Route = { provider: LlmProvider; api: LlmApi; model?: string; stream?: boolean };
 
-const GOOGLE_PATH = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
+const GOOGLE_PATH =
+  /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens)$/;
 const ROUTES: Record<string, Route> = {
   "/v1/chat/completions": { provider: "openai", api: "chat" },
   "/v1/responses": { provider: "openai", api: "responses" },
   "/v1/embeddings": { provider: "openai", api: "embeddings" },
   "/chat/completions": { provider: "perplexity", api: "chat" },
   "/v1/messages": { provider: "anthropic", api: "messages" },
+  "/v1/messages/count_tokens": { provider: "anthropic", api: "countTokens" },
 };
 
 function route(path: string): Route | null {
   const r = ROUTES[path];
   if (r) return r;
   const m = GOOGLE_PATH.exec(path);
-  return m
-    ? {
-      provider: "google",
-      api: "generateContent",
-      model: decodeURIComponent(m[2]),
-      stream: m[3] === "streamGenerateContent",
-    }
-    : null;
+  if (!m) return null;
+  const method = m[3] === "streamGenerateContent" ? "generateContent" : m[3] as LlmApi;
+  return {
+    provider: "google",
+    api: method,
+    model: decodeURIComponent(m[2]),
+    stream: m[3] === "streamGenerateContent",
+  };
 }
 
 /** The tool calls a script makes one request answer, ids filled in (Perplexity: none). */
@@ -861,6 +876,32 @@ function embeddingsBody(call: FakeLlmCall, s: ResolvedScript) {
   const usage = scripted(s, { prompt_tokens: s.inputTokens, total_tokens: s.inputTokens });
   return { object: "list", data, model: call.model, ...(usage && { usage }) };
 }
+
+/** A deterministic vector of `dims` numbers for input `index` of `inputs`. */
+const vectorOf = (index: number, inputs: number, dims: number) =>
+  Array.from({ length: dims }, (_, i) => Math.fround(((index + 1) * (i + 1)) / (dims * inputs)));
+
+/** Gemini's embeddings: {embedding} for :embedContent, {embeddings} for :batchEmbedContents, with usageMetadata. */
+function geminiEmbeddingsBody(call: FakeLlmCall, s: ResolvedScript) {
+  const body = isRecord(call.body) ? call.body : {};
+  const requests = call.api === "batchEmbedContents" ? listIn(body, "requests") : [body];
+  const embeddings = requests.map((r, index) => {
+    const d = r.outputDimensionality ?? r.output_dimensionality;
+    const dims = typeof d === "number" && d > 0 ? Math.min(d, 4096) : 8;
+    return { values: vectorOf(index, requests.length, dims) };
+  });
+  const usage = scripted(s, { promptTokenCount: s.inputTokens, totalTokenCount: s.inputTokens });
+  return {
+    ...(call.api === "batchEmbedContents" ? { embeddings } : { embedding: embeddings[0] }),
+    ...(usage && { usageMetadata: usage }),
+  };
+}
+
+/** A token count's answer: the script's inputTokens, in each provider's shape. */
+const countBody = (provider: LlmProvider, s: ResolvedScript) =>
+  provider === "anthropic"
+    ? { input_tokens: s.inputTokens }
+    : { totalTokens: s.inputTokens, promptTokensDetails: [{ modality: "TEXT", tokenCount: s.inputTokens }] };
 
 // ------------------------------------------------------------------------------------ tool calls and Responses
 
@@ -1411,7 +1452,9 @@ export class FakeLlm implements AsyncDisposable {
         }
         return null;
       case "anthropic":
-        for (const field of ["model", "max_tokens", "messages"]) {
+        for (
+          const field of api === "countTokens" ? ["model", "messages"] : ["model", "max_tokens", "messages"]
+        ) {
           if (f[field] === undefined) {
             return this.#error(provider, 400, `${field}: Field required`, requestId);
           }
@@ -1426,6 +1469,26 @@ export class FakeLlm implements AsyncDisposable {
         }
         return null;
       case "google":
+        if (api === "embedContent" && !isRecord(f.content)) {
+          return this.#error(
+            provider,
+            400,
+            "* EmbedContentRequest.content: content is not specified\n",
+            requestId,
+          );
+        }
+        if (api === "batchEmbedContents" && !(Array.isArray(f.requests) && f.requests.length > 0)) {
+          return this.#error(
+            provider,
+            400,
+            "* BatchEmbedContentsRequest.requests: requests is not specified\n",
+            requestId,
+          );
+        }
+        if (api === "embedContent" || api === "batchEmbedContents") return null;
+        if (api === "countTokens" && (Array.isArray(f.contents) || isRecord(f.generateContentRequest))) {
+          return null;
+        }
         return Array.isArray(f.contents) && f.contents.length > 0 ? null : this.#error(
           provider,
           400,
@@ -1446,7 +1509,10 @@ export class FakeLlm implements AsyncDisposable {
     // No usage key at all when the script omits it; otherwise under the provider's name, in the provider's place.
     const usage = (key: "usage" | "usageMetadata") => reported && { [key]: reported };
     let body: unknown;
-    switch (provider) {
+    switch (call.api === "countTokens" ? "count" : provider) {
+      case "count":
+        body = countBody(provider, s);
+        break;
       case "openai":
         if (call.api === "embeddings") {
           body = embeddingsBody(call, s);
@@ -1515,6 +1581,10 @@ export class FakeLlm implements AsyncDisposable {
         };
         break;
       case "google":
+        if (call.api === "embedContent" || call.api === "batchEmbedContents") {
+          body = geminiEmbeddingsBody(call, s);
+          break;
+        }
         body = {
           candidates: [{
             content: {

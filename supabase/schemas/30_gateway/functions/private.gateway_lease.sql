@@ -74,8 +74,7 @@ begin
 
   -- The call: its capped output, its tokens (what the tokens-per-minute limit counts) and its hold (what it can
   -- cost at most, in platform tokens). An input the gateway cannot measure counts as the plan's max input.
-  g.max_output_tokens := least(coalesce(nullif(r.requested_output, 0), v_plan.max_output_tokens),
-                               v_plan.max_output_tokens);
+  g.max_output_tokens := private._max_output_tokens(r.requested_output, v_plan.max_output_tokens);
   v_input := case when coalesce(r.input_unbounded, false)
                   then greatest(coalesce(r.input_estimate, 0), v_plan.max_input_tokens)
                   else greatest(coalesce(r.input_estimate, 0), 0) end;
@@ -137,15 +136,16 @@ begin
   end if;
 
   -- The budget: what this call lacks (refused when the unreserved balance cannot cover it, and always while the
-  -- balance is not above zero), and up to v_calls calls' worth, but never more than a quarter of the unreserved
-  -- balance beyond the need, so one instance's lease leaves room for the user's calls elsewhere. The balance
-  -- row lock serializes this user's leases and settlements.
+  -- balance is not above zero, unless the call holds nothing: a token count costs nothing), and up to v_calls
+  -- calls' worth, but never more than a quarter of the unreserved balance beyond the need, so one instance's lease
+  -- leaves room for the user's calls elsewhere. The balance row lock serializes this user's leases and
+  -- settlements.
   v_need := case when v_ahead then 0 else greatest(g.hold_tokens - v_have, 0) end;
   v_want := greatest(v_need, g.hold_tokens * v_calls - v_have);
   select b.balance, b.held into v_balance, v_held from public.token_balances b where b.user_id = r.user_id for update;
   g.balance := v_balance - v_held;
   g.total_balance := v_balance;
-  if v_balance <= 0 and not v_ahead then
+  if v_balance <= 0 and not v_ahead and g.hold_tokens > 0 then
     g.outcome := 'payment_required';
     g.message := format('Token balance exhausted (%s): add tokens to make calls', v_balance);
     return g;
@@ -190,7 +190,8 @@ comment on function private.gateway_lease(private.lease_request) is
   '(unauthorized), the model (forbidden on the plan; unpriced without a price in force), takes the requests- and '
   'tokens-per-minute headroom of up to `calls` calls like this one when check_limits (rate_limited when not even '
   'this call fits), tops up the free allowance, and holds up to `calls` calls'' worth of platform tokens under '
-  'lease_id (payment_required while the balance is <= 0 or the unreserved balance cannot cover this call; beyond '
-  'the call, at most a quarter of it). A call''s hold is private._hold_tokens over its input estimate (the plan''s '
-  'max_input_tokens when input_unbounded) and capped max output. Answers a private.lease_grant. The plan''s '
-  'allowed models are decided here only: an instance admits from memory only models a lease answered ok for.';
+  'lease_id (payment_required while the balance is <= 0, unless the call holds nothing, or when the unreserved '
+  'balance cannot cover this call; beyond the call, at most a quarter of it). A call''s hold is '
+  'private._hold_tokens over its input estimate (the plan''s max_input_tokens when input_unbounded) and its output '
+  'cap (private._max_output_tokens). Answers a private.lease_grant. The plan''s allowed models are decided here '
+  'only: an instance admits from memory only models a lease answered ok for.';

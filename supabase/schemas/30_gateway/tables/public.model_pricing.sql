@@ -13,6 +13,8 @@ create table public.model_pricing (
     constraint cache_write_price_is_not_negative check (cache_write_micro_usd_per_mtok >= 0),
   reasoning_micro_usd_per_mtok bigint
     constraint reasoning_price_is_not_negative check (reasoning_micro_usd_per_mtok >= 0),
+  kind text not null default 'generation' constraint kind_is_known check (kind in ('generation', 'embedding')),
+  constraint embedding_has_no_output_price check (kind <> 'embedding' or output_micro_usd_per_mtok = 0),
   constraint period_is_ordered check (effective_to is null or effective_to > effective_from),
   constraint model_pricing_periods_do_not_overlap exclude using gist (
     provider with =, model with =, tstzrange(effective_from, effective_to, '[)') with &&
@@ -30,6 +32,10 @@ comment on column public.model_pricing.cache_write_micro_usd_per_mtok is
 
 comment on column public.model_pricing.reasoning_micro_usd_per_mtok is
   'Price of reasoning tokens where the provider bills them apart from output; null: the output price.';
+
+comment on column public.model_pricing.kind is
+  'What the model does: generation (text out, billed by input and output tokens) or embedding (vectors out, billed '
+  'by input tokens alone: its output price is 0).';
 
 create index model_pricing_lookup_idx on public.model_pricing (provider, model, effective_from desc);
 

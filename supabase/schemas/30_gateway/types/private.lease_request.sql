@@ -20,7 +20,7 @@ comment on type private.lease_request is
   'What a function instance asks private.gateway_lease for: a lease (lease_id) for one user, sized for `calls` '
   'calls like the one described (model, input estimate, requested output, choices, an input it cannot measure, a '
   'search context size), given what it already has (have_*). Null fields take their defaults.';
-comment on column private.lease_request.requested_output is 'The call''s max output tokens; null or 0: the plan''s max.';
+comment on column private.lease_request.requested_output is 'The call''s max output tokens (capped at the plan''s); null: the plan''s max; 0: no output (embeddings, token counts).';
 comment on column private.lease_request.choices is 'Completions asked for (n / candidateCount); default 1.';
 comment on column private.lease_request.input_unbounded is 'The input holds what the gateway cannot measure (a remote file, a file id): held as the plan''s max input. Default false.';
 comment on column private.lease_request.calls is 'Calls'' worth of budget and limiter headroom to lease; default 1.';

@@ -37,18 +37,18 @@ select results_eq(
   'The hold is a token_holds row under the lease id');
 select is(tests.held(:'sam'), :h_sam::bigint, 'token_balances.held counts the lease');
 
-select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-3', 10, 0, p_calls => 3)),
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-3', 10, null, p_calls => 3)),
   (3 * :h10)::bigint, 'p_calls 3 with a large balance holds three calls'' worth');
-select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-have', 10, 0, p_have => :h10 / 2)),
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-have', 10, null, p_have => :h10 / 2)),
   (:h10 - :h10 / 2)::bigint, 'p_have_tokens of half a call leaves the other half of the call''s hold to hold');
 select is(tests.held(:'sam'), (:h_sam + 3 * :h10 + :h10 - :h10 / 2)::bigint, 'held is the sum of the user''s leases');
 
 -- Topping the same lease up: one row, amounts summed, the expiry pushed later.
-select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, 0, p_hold_seconds => 60)),
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, null, p_hold_seconds => 60)),
   :h10::bigint, 'A lease of one call held for 60 seconds');
 select is((select expires_at from private.token_holds where request_id = 'pgtap031:lease:sam-top'),
   now() + interval '60 seconds', 'A lease expires p_hold_seconds after it was taken');
-select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, 0, p_calls => 2)),
+select is((select granted_tokens from tests.lease(:'sam', 'pgtap031:lease:sam-top', 10, null, p_calls => 2)),
   (2 * :h10)::bigint, 'Topped up with two more calls under the same lease id');
 select results_eq(
   $$select count(*)::int, sum(amount), max(expires_at) from private.token_holds where request_id = 'pgtap031:lease:sam-top'$$,
@@ -57,35 +57,35 @@ select results_eq(
 
 -- At most a quarter of the unreserved balance beyond the call, and beyond the call whole calls only.
 select results_eq(
-  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:quinn', 100, 0, p_calls => 10)$$,
+  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:quinn', 100, null, p_calls => 10)$$,
          :'quinn'),
   format($$values ('ok', %s::bigint, %s::bigint)$$, 5 * :h100, 15 * :h100),
   'Ten calls with twenty calls'' worth unreserved: only a quarter of it is held (5 calls), 15 left');
 select results_eq(
-  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:vera', 100, 0, p_calls => 5)$$,
+  format($$select outcome, granted_tokens, balance from tests.lease(%L, 'pgtap031:lease:vera', 100, null, p_calls => 5)$$,
          :'vera'),
   format($$values ('ok', %s::bigint, %s::bigint)$$, 2 * :h100, 8 * :h100),
   'Five calls with ten calls'' worth unreserved: the quarter (2.5 calls) is rounded down to whole calls (2)');
 select results_eq(
-  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:una', 100, 0, p_calls => 5)$$, :'una'),
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:una', 100, null, p_calls => 5)$$, :'una'),
   format($$values ('ok', %s::bigint)$$, :h100),
   'With three calls'' worth unreserved the call itself is held although it is more than a quarter (0.75 calls)');
 
 -- p_ahead: never refused.
 select results_eq(
-  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:zoe', 10, 0, p_calls => 4,
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:zoe', 10, null, p_calls => 4,
            p_ahead => true)$$, :'zoe'),
   $$values ('ok', 0::bigint)$$,
   'p_ahead with no balance at all is ok, granting nothing');
 select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031:lease:zoe'$$,
   'A lease granted nothing places no hold row');
 select results_eq(
-  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete-ahead', 10, 0, p_ahead => true)$$,
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete-ahead', 10, null, p_ahead => true)$$,
          :'pete'),
   $$values ('ok', 0::bigint)$$,
   'p_ahead with one token less than the call''s hold unreserved is ok, granting nothing (no whole call fits)');
 select results_eq(
-  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-ahead', 10, 0, p_calls => 1000,
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-ahead', 10, null, p_calls => 1000,
            p_ahead => true)$$, :'olga'),
   format($$values ('ok', %s::bigint)$$, 100000 / 4 / :h10 * :h10),
   'p_ahead needs nothing for the call: whole calls within a quarter of the unreserved 100000');
@@ -94,7 +94,7 @@ select results_eq(
 select results_eq(
   format($$select outcome, granted_requests, granted_rate_tokens, granted_tokens, requests_remaining,
                   rate_tokens_remaining
-             from tests.lease(%L, 'pgtap031:lease:rob', 10, 0, p_calls => 4, p_check_limits => true)$$, :'rob'),
+             from tests.lease(%L, 'pgtap031:lease:rob', 10, null, p_calls => 4, p_check_limits => true)$$, :'rob'),
   format($$values ('ok', 4, 440::bigint, %s::bigint, 96, 999560)$$, 4 * :h10),
   'p_calls 4 with the limits: 4 requests, 4 calls of tokens per minute (4 x 110) and 4 holds of budget');
 select results_eq(

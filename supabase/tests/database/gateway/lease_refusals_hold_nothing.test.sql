@@ -22,7 +22,7 @@ select tests.create_user_on_plan('pgtap031-tara', 'pgtap031_tpm', 1000000) as ta
 
 -- unauthorized
 select results_eq(
-  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:unknown', 10, 0)$$,
+  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:unknown', 10, null)$$,
          extensions.gen_random_uuid()),
   $$values ('unauthorized', 'Unknown user', 0::bigint)$$,
   'A lease for an unknown user is unauthorized');
@@ -31,13 +31,13 @@ select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031
 
 -- forbidden, and no model check without a model
 select results_eq(
-  format($$select outcome, message from tests.lease(%L, 'pgtap031:lease:olga-other', 10, 0,
+  format($$select outcome, message from tests.lease(%L, 'pgtap031:lease:olga-other', 10, null,
            p_model => 'pgtap031-other')$$, :'olga'),
   $$values ('forbidden', 'Model pgtap031-other is not available on the pgtap031 Roomy plan')$$,
   'A model outside the plan''s allowed_models is forbidden');
 select is(tests.held(:'olga'), 0::bigint, 'A forbidden lease holds nothing');
 select results_eq(
-  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-any', 10, 0, p_model => null)$$,
+  format($$select outcome, granted_tokens from tests.lease(%L, 'pgtap031:lease:olga-any', 10, null, p_model => null)$$,
          :'olga'),
   $$values ('unpriced', 0::bigint)$$,
   'Without a model (p_model null) the allowed_models check is skipped, but there is no price to bill it: unpriced');
@@ -47,24 +47,24 @@ select is_empty($$select 1 from private.token_holds where request_id = 'pgtap031
 -- rate_limited: requests per minute (a plan of 2 a minute, and a first lease asking for 4 calls)
 select results_eq(
   format($$select outcome, granted_requests, granted_rate_tokens, granted_tokens
-             from tests.lease(%L, 'pgtap031:lease:rita', 10, 0, p_calls => 4, p_check_limits => true)$$, :'rita'),
+             from tests.lease(%L, 'pgtap031:lease:rita', 10, null, p_calls => 4, p_check_limits => true)$$, :'rita'),
   format($$values ('ok', 2, 220::bigint, %s::bigint)$$, 2 * :h10),
   'Limits leaving only 2 requests: p_calls 4 is granted 2 requests, 2 calls of tokens per minute and 2 holds of budget');
 select results_eq(
   format($$select outcome, message, limit_value, granted_tokens
-             from tests.lease(%L, 'pgtap031:lease:rita', 10, 0, p_check_limits => true)$$, :'rita'),
+             from tests.lease(%L, 'pgtap031:lease:rita', 10, null, p_check_limits => true)$$, :'rita'),
   $$values ('rate_limited', 'Requests-per-minute limit reached', 2, 0::bigint)$$,
   'With no request left in the minute the lease is rate_limited, with the plan''s requests per minute');
 select is(tests.held(:'rita'), (2 * :h10)::bigint, 'A rate_limited lease holds nothing more');
 
 -- rate_limited: tokens per minute (1000 a minute; a call counts 100 + 500 tokens)
 select results_eq(
-  format($$select outcome, granted_rate_tokens, granted_tokens from tests.lease(%L, 'pgtap031:lease:tara', 100, 0,
+  format($$select outcome, granted_rate_tokens, granted_tokens from tests.lease(%L, 'pgtap031:lease:tara', 100, null,
            p_check_limits => true)$$, :'tara'),
   format($$values ('ok', 600::bigint, %s::bigint)$$, :h_tara),
   'A call of 600 tokens fits a window of 1000 tokens a minute (and holds its cost in platform tokens)');
 select results_eq(
-  format($$select outcome, message, limit_value from tests.lease(%L, 'pgtap031:lease:tara', 100, 0,
+  format($$select outcome, message, limit_value from tests.lease(%L, 'pgtap031:lease:tara', 100, null,
            p_check_limits => true)$$, :'tara'),
   $$values ('rate_limited', 'Tokens-per-minute limit reached', 1000)$$,
   'A second call of 600 does not fit the 400 left: rate_limited with the plan''s tokens per minute');
@@ -72,7 +72,7 @@ select is(tests.held(:'tara'), :h_tara::bigint, 'The refused call holds nothing'
 
 -- payment_required
 select results_eq(
-  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete', 10, 0)$$, :'pete'),
+  format($$select outcome, message, granted_tokens from tests.lease(%L, 'pgtap031:lease:pete', 10, null)$$, :'pete'),
   format($$values ('payment_required', 'Token balance too low for this call: %s available, up to %s needed',
                    0::bigint)$$, :h10 - 1, :h10),
   'A balance one token short of the call''s hold cannot cover it: payment_required, naming available and needed');

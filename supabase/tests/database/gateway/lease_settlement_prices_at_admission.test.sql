@@ -34,7 +34,7 @@ select tests.create_user_on_plan('pgtap031-lena', 'pgtap031_roomy', 40 * :h100) 
 -- gus has one and a half calls (of input 700) worth.
 select tests.create_user_on_plan('pgtap031-gus', 'pgtap031_roomy', 3 * :h700 / 2) as gus \gset
 
-select is((select granted_tokens from tests.lease(:'lena', 'pgtap031:lease:lena', 100, 0, p_calls => 4)),
+select is((select granted_tokens from tests.lease(:'lena', 'pgtap031:lease:lena', 100, null, p_calls => 4)),
   (4 * :h100)::bigint, 'lena leases four calls of input 100');
 
 -- Call 1, admitted before the price change: 60 uncached at $1/M + 40 cached at $0.50/M + 50 output at $2/M = 180.
@@ -81,7 +81,7 @@ select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'len
   'Nothing is held once the lease is used up, and the balance paid all three calls in full');
 
 -- A lease already gone (closed or expired): the call still debits its full cost, even into another hold's tokens.
-select is((select granted_tokens from tests.lease(:'gus', 'pgtap031:lease:gus', 700, 0)), :h700::bigint,
+select is((select granted_tokens from tests.lease(:'gus', 'pgtap031:lease:gus', 700, null)), :h700::bigint,
   'gus holds a call of input 700 of his one and a half under another lease');
 select results_eq(
   format($$select input_tokens + output_tokens, debited_tokens
@@ -102,7 +102,7 @@ select results_eq(
 select tests.create_user_on_plan('pgtap031-adam', 'pgtap031_roomy', 100000) as adam \gset
 select results_eq(
   format($$select outcome, hold_tokens, pricing_id from private.gateway_admit(%L, 'openai', 'pgtap031-model',
-           'pgtap031:adam:1', 10, 0, false)$$, :'adam'),
+           'pgtap031:adam:1', 10, null, false)$$, :'adam'),
   format($$values ('ok', %s::bigint, %s::bigint)$$, :h10, :'price_new'),
   'gateway_admit admits one call with the price in force');
 select results_eq(
@@ -111,7 +111,7 @@ select results_eq(
   'gateway_admit''s hold is exactly the call''s and keeps the price in force');
 
 select throws_ok(
-  format($$select * from private.gateway_admit(%L, 'openai', 'pgtap031-model', 'pgtap031:adam:1', 10, 0, false)$$,
+  format($$select * from private.gateway_admit(%L, 'openai', 'pgtap031-model', 'pgtap031:adam:1', 10, null, false)$$,
          :'adam'),
   '23505', null, 'Admitting the same request id again is refused');
 select is(tests.held(:'adam'), :h10::bigint, 'and holds nothing more');

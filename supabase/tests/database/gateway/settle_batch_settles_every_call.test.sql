@@ -31,13 +31,13 @@ select tests.create_user_on_plan('pgtap031-cid', 'pgtap031_roomy', 100000) as ci
 select tests.create_user_on_plan('pgtap031-dora', 'pgtap031_roomy', 100000) as dora \gset
 
 select results_eq(
-  format($$select (select granted_tokens from tests.lease(%L, 'pgtap031:lease:bea', 100, 0, p_calls => 4)),
-                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:cid', 100, 0, p_calls => 4)),
-                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:dora', 100, 0, p_calls => 5))$$,
+  format($$select (select granted_tokens from tests.lease(%L, 'pgtap031:lease:bea', 100, null, p_calls => 4)),
+                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:cid', 100, null, p_calls => 4)),
+                  (select granted_tokens from tests.lease(%L, 'pgtap031:lease:dora', 100, null, p_calls => 5))$$,
          :'bea', :'cid', :'dora'),
   format($$values (%1$s::bigint, %1$s::bigint, %2$s::bigint)$$, 4 * :h100, 5 * :h100),
   'bea and cid lease four calls of input 100, dora five');
-select is((select outcome from private.gateway_admit(:'bea', 'openai', 'pgtap031-model', 'pgtap031:bea:solo', 10, 0,
+select is((select outcome from private.gateway_admit(:'bea', 'openai', 'pgtap031-model', 'pgtap031:bea:solo', 10, null,
   false)), 'ok', 'bea also has a call admitted on its own (gateway_admit)');
 select is(tests.held(:'bea'), (4 * :h100 + :h10)::bigint, 'bea holds her lease and a call admitted on its own');
 
@@ -126,12 +126,12 @@ select results_eq(format($$select tests.held(%1$L), tests.balance(%1$L)$$, :'dor
 -- adam has a call admitted on its own (gateway_admit), held under its request id pgtap031:adam:1.
 select tests.create_user_on_plan('pgtap031-adam', 'pgtap031_roomy', 100000) as adam \gset
 select outcome as adam_admitted from private.gateway_admit(:'adam', 'openai', 'pgtap031-model', 'pgtap031:adam:1',
-  10, 0, false) \gset
+  10, null, false) \gset
 
 -- ============================================================================ found in review
 -- A lease id that is another user's hold is refused, and nothing is held for it.
 select throws_ok(
-  format($$select * from tests.lease(%L, 'pgtap031:adam:1', 10, 0)$$, :'bea'),
+  format($$select * from tests.lease(%L, 'pgtap031:adam:1', 10, null)$$, :'bea'),
   'PB409', null, 'A lease under another user''s hold id is refused');
 select is(tests.held(:'bea'), :h10::bigint, 'and the refused lease changed nothing of the caller''s held');
 
@@ -152,7 +152,7 @@ select results_eq(
 
 -- A lease given back in a later batch than a parked record of it still leaves what that record used held.
 select tests.create_user_on_plan('pgtap031-eve', 'pgtap031_roomy', 100000) as eve \gset
-select is((select granted_tokens from tests.lease(:'eve', 'pgtap031:lease:eve', 100, 0, p_calls => 3)),
+select is((select granted_tokens from tests.lease(:'eve', 'pgtap031:lease:eve', 100, null, p_calls => 3)),
   (3 * :h100)::bigint, 'eve leases three calls of input 100');
 create table tests.batch4 as
 select * from private.gateway_batch_settle(
@@ -205,7 +205,7 @@ select bag_eq('select request_id, error, cost_tokens, balance from tests.batch6'
 
 -- The usual batch: several users' calls under their leases, priced when admitted, an unpriced model alerted.
 select tests.create_user_on_plan('pgtap031-gil', 'pgtap031_roomy', 100000) as gil \gset
-select is((select granted_tokens from tests.lease(:'gil', 'pgtap031:lease:gil', 100, 0, p_calls => 3)),
+select is((select granted_tokens from tests.lease(:'gil', 'pgtap031:lease:gil', 100, null, p_calls => 3)),
   (3 * :h100)::bigint, 'gil leases three calls');
 create table tests.batch7 as
 select * from private.gateway_batch_settle(

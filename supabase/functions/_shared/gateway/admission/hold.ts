@@ -26,15 +26,20 @@ export type PriceInfo = {
 export type CallShape = {
   model: string;
   inputEstimate: number;
+  /** The max output it asks for; null: the plan's max; 0: none (see maxOutputOf). */
   requestedOutput: number | null;
   choices: number;
   inputUnbounded: boolean;
   searchContextSize: string | null;
 };
 
-/** The call's output cap: what it asks for, at most the plan's. */
+/**
+ * The call's output cap: what it asks for, at most the plan's; null asks for the plan's max, 0 for no output at all
+ * (embeddings and token counts). SQL's private._max_output_tokens, the same rule (a table-driven test holds them
+ * together).
+ */
 export const maxOutputOf = (plan: PlanInfo, call: CallShape) =>
-  Math.min(call.requestedOutput || plan.maxOutput, plan.maxOutput);
+  Math.min(Math.max(call.requestedOutput ?? plan.maxOutput, 0), plan.maxOutput);
 
 /** The input a call is held for: its estimate, or the plan's max input when it cannot be measured. */
 const inputOf = (plan: PlanInfo, call: CallShape) =>

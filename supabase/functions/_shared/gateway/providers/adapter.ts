@@ -38,6 +38,7 @@ export type Route = {
 export type Described = {
   model: string;
   stream: boolean;
+  /** The max output the call asks for; null: the plan's max; 0: it generates none (embeddings, token counts). */
   requestedMaxOutput: number | null;
   /** How many answers the call asks for (OpenAI `n`, Gemini `candidateCount`): each may use the max output. */
   choices: number;
@@ -48,6 +49,11 @@ export type Described = {
   inputUnbounded: boolean;
   /** Perplexity's web search context size (its per-request fee depends on it). */
   searchContextSize?: "low" | "medium" | "high";
+  /**
+   * The endpoint costs nothing (the token counts): the call is admitted as no input and no output, so it holds
+   * nothing and counts only against the requests-per-minute limit, and its usage row has no tokens.
+   */
+  free?: boolean;
 };
 
 /** Reads usage out of a stream as it passes, and decides which events the client sees. */

@@ -1,5 +1,6 @@
 // Anthropic: POST /v1/messages (stream and not), as @anthropic-ai/sdk sends it with
-// baseURL = <functions>/anthropic-proxy and the user's Supabase access token as its API key (x-api-key).
+// baseURL = <functions>/anthropic-proxy and the user's Supabase access token as its API key (x-api-key); its route
+// also hands POST /v1/messages/count_tokens to the token count (anthropic-count-tokens.ts).
 // Usage: message_start carries input (and cache) tokens and a placeholder output count, message_delta the
 // cumulative output tokens.
 //
@@ -18,16 +19,16 @@ import {
   usageOf,
   utf8Bytes,
 } from "./adapter.ts";
+import { ANTHROPIC_API, conversationFields } from "./anthropic-api.ts";
+import { anthropicCountTokens } from "./anthropic-count-tokens.ts";
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
 import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
 
 /** The allow-list: each field the gateway forwards for Anthropic messages (refused ones say why). */
 export const messagesFields = {
-  model: z.string().min(1).max(128),
-  messages: z.array(z.object({ role: z.enum(["user", "assistant"]) }).passthrough()).min(1).max(2000),
+  ...conversationFields,
   max_tokens: int(1, MAX_OUTPUT_FIELD),
   stream: z.boolean().optional(),
-  system: z.union([z.string(), z.array(z.object({}).passthrough())]).optional(),
   stop_sequences: z.array(z.string().max(1024)).max(16).optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_k: int(0, 2048).optional(),
@@ -132,15 +133,16 @@ function meter(): StreamMeter {
 type ContentBlock = { text?: unknown; thinking?: unknown; name?: unknown; input?: unknown };
 
 export const anthropic: ProviderAdapter<MessagesBody> = {
-  provider: "anthropic",
-  label: "Anthropic",
-  functionName: "anthropic-proxy",
-  keyEnv: "ANTHROPIC_API_KEY",
-  baseUrlEnv: "ANTHROPIC_BASE_URL",
-  defaultBaseUrl: "https://api.anthropic.com",
-  requestIdHeader: "request-id",
+  ...ANTHROPIC_API,
   schema: messagesSchema,
-  route: (path) => (path === "/v1/messages" ? { upstreamPath: "/v1/messages" } : null),
+  // The token count is an endpoint of its own, with its allow-list.
+  route: (path, search) =>
+    path === "/v1/messages" ? { upstreamPath: "/v1/messages" } : path === "/v1/messages/count_tokens"
+      ? {
+        ...anthropicCountTokens.route(path, search)!,
+        endpoint: anthropicCountTokens as unknown as ProviderAdapter,
+      }
+      : null,
   describe: (body) => ({
     model: body.model,
     stream: body.stream === true,
@@ -155,12 +157,6 @@ export const anthropic: ProviderAdapter<MessagesBody> = {
       service_tier: "standard_only" as const,
     },
     clientWantsUsage: true,
-  }),
-  // The client's API version passes through (the SDK's 1.x line speaks 2026-10-21); beta flags do not,
-  // since some change the price (long context) in ways the token prices here do not know.
-  upstreamHeaders: (key, req) => ({
-    "x-api-key": key,
-    "anthropic-version": req.headers.get("anthropic-version") ?? "2023-06-01",
   }),
   usageFromJson: (json) => {
     const u = (json as { usage?: AnthropicUsage } | null)?.usage;

@@ -1,6 +1,8 @@
 // Google Gemini: POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse, as
 // @google/genai sends them with httpOptions.baseUrl = <functions>/google-proxy and the user's Supabase
-// access token as its API key (x-goog-api-key). usageMetadata is cumulative in every stream chunk.
+// access token as its API key (x-goog-api-key). usageMetadata is cumulative in every stream chunk. Its route also
+// hands :embedContent and :batchEmbedContents to the embeddings endpoint (google-embeddings.ts) and :countTokens
+// to the token count (google-count-tokens.ts).
 //
 // The allow-list, in both spellings the REST API accepts (camelCase and snake_case): contents, system
 // instruction, function tools, tool and safety settings, cached content, and a generation config of text
@@ -19,26 +21,10 @@ import {
   utf8Bytes,
 } from "./adapter.ts";
 import { allowList, BILLED_BEYOND_TOKENS, refused } from "./fields.ts";
+import { both, GEMINI_API, MODEL_METHOD, oneSpelling } from "./google-api.ts";
+import { geminiCountTokens } from "./google-count-tokens.ts";
+import { geminiBatchEmbedContents, geminiEmbedContent } from "./google-embeddings.ts";
 import { int, MAX_OUTPUT_FIELD } from "./openai-compatible.ts";
-
-/** A field in both of its spellings (camelCase, snake_case), with one schema. */
-function both<S extends z.ZodType>(camel: string, snake: string, schema: S) {
-  return { [camel]: schema, [snake]: schema } as Record<string, S>;
-}
-
-/** Refuses an object that names a field in both spellings: which one the provider reads is not ours to guess. */
-function oneSpelling(value: Record<string, unknown>, ctx: z.RefinementCtx) {
-  for (const key of Object.keys(value)) {
-    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (camel !== key && value[camel] !== undefined && value[key] !== undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: [key],
-        message: `${key} and ${camel} are the same field: send one`,
-      });
-    }
-  }
-}
 
 /** A Gemini tool, field by field (both spellings). */
 export const toolFields = {
@@ -159,7 +145,12 @@ function textOf(data: { candidates?: { content?: { parts?: Part[] } }[] } | null
   return out.join("");
 }
 
-const ROUTE = /^\/(v1beta|v1)\/models\/([A-Za-z0-9._-]{1,128}):(generateContent|streamGenerateContent)$/;
+/** The other endpoints, each with its allow-list and usage, by the method the path names. */
+const ENDPOINTS: Record<string, ProviderAdapter> = {
+  embedContent: geminiEmbedContent as unknown as ProviderAdapter,
+  batchEmbedContents: geminiBatchEmbedContents as unknown as ProviderAdapter,
+  countTokens: geminiCountTokens as unknown as ProviderAdapter,
+};
 
 function meter(): StreamMeter {
   let usage: Usage | null = null;
@@ -187,16 +178,14 @@ function meter(): StreamMeter {
 }
 
 export const google: ProviderAdapter<GenerateContentBody> = {
-  provider: "google",
-  label: "Gemini",
-  functionName: "google-proxy",
-  keyEnv: "GOOGLE_API_KEY",
-  baseUrlEnv: "GOOGLE_BASE_URL",
-  defaultBaseUrl: "https://generativelanguage.googleapis.com",
+  ...GEMINI_API,
   schema: generateContentSchema as unknown as z.ZodType<GenerateContentBody>,
   route(path, search): Route | null {
-    const m = ROUTE.exec(path);
+    const m = MODEL_METHOD.exec(path);
     if (!m) return null;
+    const endpoint = Object.hasOwn(ENDPOINTS, m[3]) ? ENDPOINTS[m[3]] : undefined;
+    if (endpoint) return { ...endpoint.route(path, search)!, endpoint };
+    if (m[3] !== "generateContent" && m[3] !== "streamGenerateContent") return null;
     const stream = m[3] === "streamGenerateContent";
     if (stream && search.get("alt") !== "sse") return null; // only the SSE form streams through the gateway
     return {
@@ -227,7 +216,6 @@ export const google: ProviderAdapter<GenerateContentBody> = {
       clientWantsUsage: true,
     };
   },
-  upstreamHeaders: (key) => ({ "x-goog-api-key": key }),
   usageFromJson: (json) => {
     const u = (json as { usageMetadata?: UsageMetadata } | null)?.usageMetadata;
     return u ? toUsage(u) : null;

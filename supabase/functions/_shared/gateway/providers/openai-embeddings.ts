@@ -2,9 +2,10 @@
 // base64 vectors unless told otherwise). Billed as input tokens at the embedding model's price (its output price
 // is 0: an embedding generates no tokens); the usage is the answer's `usage.prompt_tokens`. Never streamed.
 import { z } from "../../http/validation.ts";
-import type { Described, ProviderAdapter, StreamMeter } from "./adapter.ts";
+import type { ProviderAdapter } from "./adapter.ts";
 import { usageOf } from "./adapter.ts";
 import { allowList } from "./fields.ts";
+import { describeEmbedding, noStream } from "./no-output.ts";
 import { int } from "./openai-compatible.ts";
 
 /** Up to 2048 inputs, as OpenAI allows: texts, or token arrays. */
@@ -32,19 +33,6 @@ export const openAiEmbeddingsSchema = allowList(
   EmbeddingsBody
 >;
 
-export function describeEmbeddings(body: EmbeddingsBody): Described {
-  // No output: the hold is the input at the model's price (its output price is 0).
-  return { model: body.model, stream: false, requestedMaxOutput: null, choices: 1, inputUnbounded: false };
-}
-
-/** Embeddings never stream; a stream meter is only there to satisfy the interface (it sees no events). */
-const noStream = (): StreamMeter => ({
-  onEvent: (e) => e,
-  usage: () => null,
-  final: () => false,
-  outputBytes: () => 0,
-});
-
 /** The embeddings endpoint of openai-proxy (its route picks it: ./openai.ts). */
 export const openaiEmbeddings: ProviderAdapter<EmbeddingsBody> = {
   provider: "openai",
@@ -56,7 +44,8 @@ export const openaiEmbeddings: ProviderAdapter<EmbeddingsBody> = {
   requestIdHeader: "x-request-id",
   schema: openAiEmbeddingsSchema,
   route: (path) => (path === "/v1/embeddings" ? { upstreamPath: "/embeddings" } : null),
-  describe: (body) => describeEmbeddings(body),
+  // No output: the hold is the input at the model's price, and the tokens-per-minute limit counts the input.
+  describe: (body) => describeEmbedding(body.model),
   prepare: (body) => ({ body, clientWantsUsage: true }),
   upstreamHeaders: (key) => ({ authorization: `Bearer ${key}` }),
   usageFromJson: (json) => {
