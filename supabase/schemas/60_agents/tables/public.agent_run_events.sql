@@ -20,6 +20,8 @@ comment on table public.agent_run_events is
 comment on column public.agent_run_events.data is 'The event as sent, without type and sequence_number.';
 
 create index agent_run_events_created_idx on public.agent_run_events (created_at);
+-- Serves the owner foreign key (deleting a run, a user).
+create index agent_run_events_run_user_idx on public.agent_run_events (run_id, user_id);
 
 alter table public.agent_run_events enable row level security;
 

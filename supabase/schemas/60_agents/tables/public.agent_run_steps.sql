@@ -41,6 +41,9 @@ comment on column public.agent_run_steps.cost_tokens is
   'Platform tokens a model call was billed, when its settlement answered in time (null for a tool call, or when the '
   'usage went through the outbox: the run''s cost_tokens counts it once it settles).';
 
+-- Serves the owner foreign key (deleting a run, a user).
+create index agent_run_steps_run_user_idx on public.agent_run_steps (run_id, user_id);
+
 alter table public.agent_run_steps enable row level security;
 
 create policy "Users can read the steps of their own agent runs" on public.agent_run_steps

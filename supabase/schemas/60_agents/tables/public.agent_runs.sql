@@ -89,10 +89,8 @@ create unique index agent_runs_one_active_per_session_idx on public.agent_runs (
 create index agent_runs_session_created_idx on public.agent_runs (session_id, user_id, created_at desc);
 create index agent_runs_hire_idx on public.agent_runs (hire_id, user_id);
 create index agent_runs_employee_version_idx on public.agent_runs (employee_id, employee_version);
-create index agent_runs_user_message_idx on public.agent_runs (user_message_id, session_id)
-  where user_message_id is not null;
-create index agent_runs_assistant_message_idx on public.agent_runs (assistant_message_id, session_id)
-  where assistant_message_id is not null;
+create index agent_runs_user_message_idx on public.agent_runs (user_message_id, session_id);
+create index agent_runs_assistant_message_idx on public.agent_runs (assistant_message_id, session_id);
 -- What the sweep reads: active runs by heartbeat.
 create index agent_runs_active_heartbeat_idx on public.agent_runs (heartbeat_at)
   where status in ('queued', 'in_progress');
@@ -112,7 +110,7 @@ grant select on public.agent_runs to authenticated;
 -- chat_messages.run_id (50_chat) references the run that produced the message; it lives here, with its target.
 alter table public.chat_messages add constraint produced_by_a_run foreign key (run_id)
   references public.agent_runs (id) on delete set null;
-create index chat_messages_run_idx on public.chat_messages (run_id) where run_id is not null;
+create index chat_messages_run_idx on public.chat_messages (run_id);
 
 -- token_usage (30_gateway) rows of an agent call add up into their run's totals.
 create trigger _500_roll_up_agent_runs after insert on public.token_usage
