@@ -42,8 +42,10 @@ export type RunInput = {
   log: Logger;
 };
 
-/** The model call of one step, as it ended. */
+/** The model call of one step, as it ended (what it produced so far, when it failed or was cancelled). */
 type ModelStep = {
+  outcome: "completed" | "failed" | "cancelled";
+  error: unknown;
   text: string;
   toolCalls: { toolCallId: string; toolName: string; input: unknown }[];
   finishReason: string;
@@ -144,9 +146,16 @@ async function steps(
       answer.parts.push({ type: "text", text: step.text });
     }
     const recorded = await settledWithin(step.settled, settings.settleWaitMs);
+    // A call that failed or was cancelled is a step too, with what it produced (and billed).
+    const failed = step.outcome === "failed" ? failureOf(step.error, input.log) : null;
     const signals = await recordStep(runId, {
       kind: "model_call",
-      status: "completed",
+      status: step.outcome,
+      error_code: failed?.status === "failed"
+        ? failed.errorCode
+        : step.outcome === "cancelled"
+        ? "cancelled_by_user"
+        : null,
       model: run.model,
       gateway_request_id: step.requestId,
       input: { messages: messages.length, tools: [...byName.keys()] },
@@ -158,7 +167,8 @@ async function steps(
       started_at: step.startedAt,
       ended_at: new Date().toISOString(),
     });
-    if (signals.cancel_requested) throw new Cancelled();
+    if (failed) return failed;
+    if (step.outcome === "cancelled" || signals.cancel_requested) throw new Cancelled();
     messages.push(...step.responseMessages);
 
     if (step.toolCalls.length === 0) {
@@ -267,33 +277,38 @@ async function modelStep(
   const toolCalls: ModelStep["toolCalls"] = [];
   let finishReason = "other";
   let usage = { input: 0, cached: 0, output: 0 };
-  for await (const part of result.fullStream) {
-    switch (part.type) {
-      case "text-delta":
-        text += part.text;
-        events.emit("message.delta", { run_id: input.runId, delta: part.text });
-        break;
-      case "tool-call":
-        toolCalls.push({ toolCallId: part.toolCallId, toolName: part.toolName, input: part.input });
-        break;
-      case "finish-step":
-        finishReason = part.finishReason;
-        usage = {
-          input: part.usage.inputTokens ?? 0,
-          cached: part.usage.inputTokenDetails?.cacheReadTokens ?? 0,
-          output: part.usage.outputTokens ?? 0,
-        };
-        break;
-      case "error":
-        failure = part.error;
-        break;
+  try {
+    for await (const part of result.fullStream) {
+      switch (part.type) {
+        case "text-delta":
+          text += part.text;
+          events.emit("message.delta", { run_id: input.runId, delta: part.text });
+          break;
+        case "tool-call":
+          toolCalls.push({ toolCallId: part.toolCallId, toolName: part.toolName, input: part.input });
+          break;
+        case "finish-step":
+          finishReason = part.finishReason;
+          usage = {
+            input: part.usage.inputTokens ?? 0,
+            cached: part.usage.inputTokenDetails?.cacheReadTokens ?? 0,
+            output: part.usage.outputTokens ?? 0,
+          };
+          break;
+        case "error":
+          failure = part.error;
+          break;
+      }
     }
+  } catch (e) {
+    failure = e;
   }
-  if (signal.aborted) throw new Cancelled();
-  if (failure) throw failure;
-  const response = await result.response;
   if (requestId === null) settled.resolve(null);
+  const outcome = signal.aborted ? "cancelled" : failure ? "failed" : "completed";
+  const response = outcome === "completed" ? await result.response : null;
   return {
+    outcome,
+    error: failure,
     text,
     toolCalls,
     finishReason,
@@ -301,7 +316,7 @@ async function modelStep(
     settled: settled.promise,
     // The SDK executes nothing here: a tool message it adds is its own error for a call it could not parse or
     // name; the runtime answers every call itself (unknown_tool included), once.
-    responseMessages: (response.messages as ModelMessage[]).filter((m) => m.role !== "tool"),
+    responseMessages: ((response?.messages ?? []) as ModelMessage[]).filter((m) => m.role !== "tool"),
     usage,
     startedAt,
   };
@@ -351,9 +366,17 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-/** A model call that failed: the gateway's (or the provider's) error code, never its body. */
+/**
+ * Why a run failed, as the client sees it: a model call's error code (the gateway's, or the provider's), never its
+ * body; anything else (the database, a bug) is internal_error, logged.
+ */
 function failureOf(e: unknown, log: Logger): RunEnd {
   const err = e as { statusCode?: number; responseBody?: string; message?: string };
+  const fromTheModel = err?.statusCode !== undefined || (e instanceof Error && e.name.startsWith("AI_"));
+  if (!fromTheModel) {
+    log.error("agent run failed", { error: e instanceof Error ? e.message : String(e) });
+    return { status: "failed", errorCode: "internal_error", message: "The run failed on the server" };
+  }
   let code = "provider_error";
   try {
     const body = JSON.parse(err.responseBody ?? "") as { error?: { code?: unknown; type?: unknown } };

@@ -174,8 +174,14 @@ agentTest(
                            where run_id = ${run.id} order by created_at`;
     assert.deepEqual(usage.map((u) => u.status), ["ok", "upstream_error"]);
     assert.equal(usage[1].debited, 0);
+    // The failed call is a step too, with its code.
     const steps = await stepsOf(sql, run.id);
-    assert.deepEqual(steps.map((s) => s.kind), ["model_call", "tool_call"]);
+    assert.deepEqual(steps.map((s) => [s.kind, s.status]), [
+      ["model_call", "completed"],
+      ["tool_call", "completed"],
+      ["model_call", "failed"],
+    ]);
+    assert.equal(steps[2].error_code, run.error_code);
   },
 );
 
@@ -210,6 +216,14 @@ agentTest(
     const [message] =
       await sql`select status, content from public.chat_messages where id = ${over.assistant_message_id}`;
     assert.equal(message.status, "cancelled");
+    // What streamed before the cancel is kept, in the answer and on the cancelled step.
+    const streamed = events.filter((e) => e.type === "message.delta").map((e) => e.delta).join("");
+    assert.ok(streamed.length > 0);
+    assert.equal(message.content, streamed);
+    const steps = await stepsOf(sql, run.id);
+    assert.deepEqual(steps.map((s) => [s.kind, s.status, s.error_code]), [
+      ["model_call", "cancelled", "cancelled_by_user"],
+    ]);
     // Cancelling a run that is over changes nothing; another user's run is not found.
     const late = await fetch(`${AGENTS}/runs/${run.id}/cancel`, {
       method: "POST",
