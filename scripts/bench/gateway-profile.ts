@@ -157,6 +157,8 @@ for (let i = 0; i < warmup + iterations; i++) {
         tokens_estimated: false,
         lease_id: ticket.leaseId,
         admitted_at: ticket.admittedAt.toISOString(),
+        session_id: null,
+        run_id: null,
       }, log);
       ticket.end();
       if (how.outcome !== "settled") throw new Error(`usage went to ${how.outcome}`);
