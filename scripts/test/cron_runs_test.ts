@@ -64,3 +64,64 @@ Deno.test("no run of a scheduled job has failed while the tests ran", async () =
   const [[count]] = await rows(`select count(*) from cron.job_run_details where start_time >= '${STARTED}'`);
   assert.ok(Number(count) > 0, "pg_cron ran jobs while the suite ran");
 });
+
+// The agent-run sweep, proved by pg_cron itself: a run whose worker was last heard from 10 minutes ago (of a throwaway
+// user, on a seeded employee) is expired by aie_agent_runs_expire's own next run. It is inserted when this file loads,
+// so the wait overlaps the first test's (both wait for the same minute tick).
+const SWEEP_USER = crypto.randomUUID();
+const SWEEP_INSERTED = (await sql(`
+  begin;
+  insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
+  values ('${SWEEP_USER}', 'authenticated', 'authenticated', 'cron-sweep-${SWEEP_USER}@example.com', now(),
+          '{"provider":"email"}', '{}');
+  select set_config('request.jwt.claims', json_build_object('sub', '${SWEEP_USER}', 'role', 'authenticated')::text, true);
+  set local role authenticated;
+  create temporary table sweep_hire on commit drop as
+    select id from public.hire_employee((select slug from public.ai_employees where status = 'available' order by slug limit 1));
+  reset role;
+  create temporary table sweep_run on commit drop as
+    select run_id from private.start_agent_run('${SWEEP_USER}', null, (select id from sweep_hire), 'Still there?', null,
+                                               null, null, 8, 1000, 1000);
+  update public.agent_runs set heartbeat_at = now() - interval '10 minutes' where id = (select run_id from sweep_run);
+  commit;
+  select clock_timestamp();`)).split("\n").at(-1);
+
+Deno.test("pg_cron's aie_agent_runs_expire expires a run whose heartbeat is stale", async () => {
+  try {
+    const deadline = Date.now() + 75_000;
+    let run: string[] = [];
+    while (Date.now() < deadline) {
+      [run] = await rows(
+        `select status, error_code, ended_at from public.agent_runs where user_id = '${SWEEP_USER}'`,
+      );
+      if (run?.[0] !== "in_progress" && run?.[0] !== "queued") break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    assert.deepEqual(run.slice(0, 2), ["expired", "worker_lost"], "the stale run is expired by the sweep");
+    // The sweep's ended_at is its transaction's start, within moments of the start_time pg_cron records.
+    const [[byCron]] = await rows(`
+      select count(*) from cron.job_run_details d join cron.job j using (jobid)
+       where j.jobname = 'aie_agent_runs_expire' and d.status = 'succeeded' and d.start_time >= '${SWEEP_INSERTED}'
+         and abs(extract(epoch from d.start_time - '${run[2]}'::timestamptz)) < 5`);
+    assert.equal(
+      byCron,
+      "1",
+      `by a run of aie_agent_runs_expire that pg_cron started then (the run ended ${run[2]})`,
+    );
+    assert.deepEqual(
+      await rows(`select m.status, m.error_code from public.agent_runs r join public.chat_messages m
+                   on m.id = r.assistant_message_id where r.user_id = '${SWEEP_USER}'`),
+      [["failed", "run_expired"]],
+      "its answer is a failed message: run_expired",
+    );
+    assert.deepEqual(
+      await rows(
+        `select e.type from public.agent_run_events e where e.user_id = '${SWEEP_USER}' order by e.sequence_number`,
+      ),
+      [["run.expired"], ["done"]],
+      "and replaying clients are told it is over",
+    );
+  } finally {
+    await sql(`delete from auth.users where id = '${SWEEP_USER}'`);
+  }
+});

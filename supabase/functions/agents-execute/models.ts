@@ -57,11 +57,12 @@ export const sdkBaseUrl = (provider: Provider) =>
 
 /** A call to a provider's proxy path as the user (the tools' web search). */
 export function callProviderAs(userToken: string, call: () => InProcessCall) {
-  return (provider: Provider, path: string, body: unknown): Promise<Response> =>
+  return (provider: Provider, path: string, body: unknown, signal?: AbortSignal): Promise<Response> =>
     gatewayFetch(provider, call)(`${sdkBaseUrl(provider).replace(/\/v1(beta)?$/, "")}${path}`, {
       method: "POST",
       headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
       body: JSON.stringify(body),
+      signal,
     });
 }
 

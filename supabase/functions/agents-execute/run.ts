@@ -257,8 +257,10 @@ async function modelStep(
     maxRetries: 0,
     // Errors come as stream parts and end the run (failureOf); the SDK logs nothing itself.
     onError: () => {},
-    // OpenAI routes calls with the same key to the same cache: the stable prefix's own hash.
-    providerOptions: { openai: { promptCacheKey: await promptCacheKey(run) } },
+    // OpenAI routes calls with the same key to the same cache: the stable prefix's own hash. Nothing is stored at
+    // OpenAI (store: false), so the Responses API is sent every item in full, never a reference to a stored one
+    // (input the gateway could not measure).
+    providerOptions: { openai: { promptCacheKey: await promptCacheKey(run), store: false } },
   });
   let text = "";
   let failure: unknown = null;
@@ -297,7 +299,9 @@ async function modelStep(
     finishReason,
     requestId,
     settled: settled.promise,
-    responseMessages: response.messages as ModelMessage[],
+    // The SDK executes nothing here: a tool message it adds is its own error for a call it could not parse or
+    // name; the runtime answers every call itself (unknown_tool included), once.
+    responseMessages: (response.messages as ModelMessage[]).filter((m) => m.role !== "tool"),
     usage,
     startedAt,
   };
@@ -319,8 +323,8 @@ function contextFor(input: RunInput, signal: AbortSignal): ToolContext {
     runId: input.runId,
     sessionId: input.sessionId,
     signal,
-    callProvider: (provider: Provider, path: string, body: unknown) =>
-      callProviderAs(input.userToken, call)(provider, path, body),
+    callProvider: (provider: Provider, path: string, body: unknown, signal?: AbortSignal) =>
+      callProviderAs(input.userToken, call)(provider, path, body, signal),
   };
 }
 

@@ -22,6 +22,12 @@ const kit = gatewayKit(sql, users);
 type Flavour = { name: string; provider: string; model: string; settings?: Record<string, unknown> };
 const FLAVOURS: Flavour[] = [
   { name: "openai chat completions", provider: "openai", model: MODEL.openai },
+  {
+    name: "openai responses",
+    provider: "openai",
+    model: MODEL.openai,
+    settings: { openai_api: "responses" },
+  },
   { name: "anthropic", provider: "anthropic", model: MODEL.anthropic },
   { name: "google", provider: "google", model: MODEL.google },
 ];
@@ -105,6 +111,34 @@ for (const flavour of FLAVOURS) {
       },
     );
   }
+}
+
+for (const stream of [false, true]) {
+  gatewayTest(
+    `perplexity (no tool calling): a run answers in one model call (stream: ${stream})`,
+    async (fake) => {
+      const employee = await createEmployee(sql, { provider: "perplexity", model: MODEL.perplexity });
+      try {
+        const user = await kit.newUser();
+        const hireId = await hire(sql, user, employee);
+        fake.setScript({ reply: "Searched and answered." });
+        const res = await execute(user.token, { hire_id: hireId, message: "What's new?", stream });
+        const runId = stream ? String((await readEvents(res))[0].run_id) : (await res.json()).run.id;
+        const run = await runOver(sql, runId);
+        assert.equal(run.status, "completed");
+        const [message] =
+          await sql`select content from public.chat_messages where id = ${run.assistant_message_id}`;
+        assert.equal(message.content, "Searched and answered.");
+        const usage =
+          await sql`select provider, search_context_size from public.token_usage where run_id = ${runId}`;
+        assert.deepEqual(usage.map((u) => u.provider), ["perplexity"]);
+        // Offered no tools: it lists none, and Perplexity has no tool calling.
+        assert.equal((fake.calls[0].body as { tools?: unknown }).tools, undefined);
+      } finally {
+        await deleteEmployee(sql, employee).catch(() => {});
+      }
+    },
+  );
 }
 
 Deno.test({

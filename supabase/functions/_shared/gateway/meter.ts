@@ -103,9 +103,9 @@ export function streamAnswer(
     // A stream that ended without the provider's final usage was cut off upstream (an error event, a drop).
     const status = how === "complete"
       ? meter.final() ? "ok" : "upstream_error"
-      : how === "cancelled" || abortedBy(upstream) === "shutdown"
+      : how === "cancelled" || abortedBy(upstream) === "shutdown" || abortedBy(upstream) === "client"
       ? "cancelled"
-      : upstream.controller.signal.aborted
+      : abortedBy(upstream) === "timeout"
       ? "timeout"
       : "upstream_error";
     if (how === "cancelled") upstream.controller.abort(new DOMException("client", "AbortError"));
