@@ -8,8 +8,9 @@
 //                     with [tool] the first step asks for the calculator; the answer is REPLY_CHARS long
 // Requests without tools (the proxy load of the benchmark) are answered by the standing script as before.
 // A control port serves GET /requests: per marked request, what the benchmark checks (provider, marker, the
-// tool round, OpenAI's prompt_cache_key, Anthropic's cache_control breakpoints) and, for the first run of each
-// [bench-steps N], the request bodies, which the benchmark replays straight at the fake as its reference.
+// tool round, the run's [nonce …] and when the request arrived, OpenAI's prompt_cache_key, Anthropic's
+// cache_control breakpoints) and, for the first run of each [bench-steps N], the request bodies, which the
+// benchmark replays straight at the fake as its reference.
 //
 //   deno run --allow-net scripts/bench/agents-fake.ts --port P --control-port C
 import {
@@ -31,6 +32,9 @@ type Seen = {
   provider: LlmProvider;
   marker: string;
   round: number;
+  nonce: string | null;
+  /** Epoch milliseconds, with the fraction (performance.timeOrigin + now). */
+  at: number;
   path: string;
   promptCacheKey: string | null;
   cacheControl: number;
@@ -75,6 +79,8 @@ await startFakeLlm({
       provider,
       marker,
       round,
+      nonce: /\[nonce ([0-9a-f-]+)\]/.exec(text)?.[1] ?? null,
+      at: performance.timeOrigin + performance.now(),
       path: PATHS[provider],
       promptCacheKey: typeof body.prompt_cache_key === "string" ? body.prompt_cache_key : null,
       cacheControl: count,
@@ -86,7 +92,7 @@ await startFakeLlm({
       bodiesKept.add(key);
       entry.body = body;
     }
-    if (seen.length < 10_000) seen.push(entry);
+    if (seen.length < 50_000) seen.push(entry);
     const calculator = (k: number) => [{ name: "calculator", arguments: { expression: `${k}*7` } }];
     if (steps) {
       return round < Number(steps[1]) - 1

@@ -153,33 +153,53 @@ function sqlSnapshot(psql) {
   return out;
 }
 
-/** Where a run's time went, from its own rows: per model step and per run, means in ms. */
-function breakdown(psql, runIds, steps) {
-  if (runIds.length === 0) return null;
-  const ids = `array[${runIds.map((id) => `'${id}'`).join(",")}]::uuid[]`;
-  const row = psql(`
-    with s as (
-      select st.*, lag(st.ended_at) over (partition by st.run_id order by st.step_index) as prev_end
-        from public.agent_run_steps st where st.run_id = any(${ids})),
-    ms as (select extract(epoch from x) * 1000 as v, k from (
-      select s.ended_at - s.started_at as x, 'model' as k from s where s.kind = 'model_call'
-      union all select s.ended_at - s.started_at, 'tool' from s where s.kind = 'tool_call'
-      union all select s.started_at - s.prev_end, 'gap' from s where s.prev_end is not null
-      union all select r.started_at - r.created_at, 'begin' from public.agent_runs r where r.id = any(${ids})
-      union all select (select min(started_at) from s where s.run_id = r.id) - r.started_at, 'first'
-        from public.agent_runs r where r.id = any(${ids})
-      union all select r.ended_at - (select max(ended_at) from s where s.run_id = r.id), 'finish'
-        from public.agent_runs r where r.id = any(${ids})
-      union all select r.ended_at - r.created_at, 'run' from public.agent_runs r where r.id = any(${ids})) t)
-    select json_build_object(
-      'model', (select sum(v) from ms where k = 'model'), 'tool', (select sum(v) from ms where k = 'tool'),
-      'gap', (select sum(v) from ms where k = 'gap'), 'begin', (select sum(v) from ms where k = 'begin'),
-      'first', (select sum(v) from ms where k = 'first'), 'finish', (select sum(v) from ms where k = 'finish'),
-      'run', (select sum(v) from ms where k = 'run'),
-      'latency', (select sum(u.latency_ms) from public.token_usage u where u.run_id = any(${ids})),
-      'calls', (select count(*) from public.token_usage u where u.run_id = any(${ids})))`);
-  const b = JSON.parse(row);
-  return { ...b, runs: runIds.length, modelSteps: runIds.length * steps };
+const epochMs = () => performance.timeOrigin + performance.now();
+const msOf = (iso) => Date.parse(iso);
+
+/**
+ * Where the time of c=1 runs went, from three clocks of one machine: the benchmark's (POST sent, answer read),
+ * the fake's (each model request's arrival) and the runtime's own step rows (started_at / ended_at, ms). Sums in
+ * ms over all runs; every run's end-to-end time is exactly the sum of its parts.
+ */
+function timeline(psql, runs, seen) {
+  const out = {
+    runs: 0,
+    modelSteps: 0,
+    toolSteps: 0,
+    post: 0,
+    send: 0,
+    back: 0,
+    between: 0,
+    end: 0,
+    total: 0,
+  };
+  if (runs.length === 0) return out;
+  const byNonce = new Map();
+  for (const s of seen) if (s.nonce) (byNonce.get(s.nonce) ?? byNonce.set(s.nonce, []).get(s.nonce)).push(s);
+  const ids = `array[${runs.map((r) => `'${r.id}'`).join(",")}]::uuid[]`;
+  const rows = JSON.parse(psql(`
+    select coalesce(json_agg(json_build_object('run', run_id, 'i', step_index, 'kind', kind, 's', started_at,
+                                               'e', ended_at) order by run_id, step_index), '[]')
+      from public.agent_run_steps where run_id = any(${ids})`));
+  const stepsOf = new Map();
+  for (const r of rows) (stepsOf.get(r.run) ?? stepsOf.set(r.run, []).get(r.run)).push(r);
+  for (const run of runs) {
+    const arrivals = (byNonce.get(run.nonce) ?? []).sort((a, b) => a.round - b.round).map((s) => s.at);
+    const model = (stepsOf.get(run.id) ?? []).filter((s) => s.kind === "model_call");
+    if (arrivals.length !== model.length || model.length === 0) continue;
+    out.runs++;
+    out.modelSteps += model.length;
+    out.toolSteps += model.length - 1;
+    out.post += msOf(model[0].s) - run.t0; // HTTP, auth, start_agent_run, begin, the thread
+    for (let k = 0; k < model.length; k++) {
+      out.send += arrivals[k] - msOf(model[k].s); // the AI SDK's request, in-process gateway admission, forward
+      out.back += msOf(model[k].e) - arrivals[k]; // the fake's answer, back through the gateway, settlement wait
+      if (k + 1 < model.length) out.between += msOf(model[k + 1].s) - msOf(model[k].e); // step rows, the tool
+    }
+    out.end += run.t1 - msOf(model.at(-1).e); // finish_agent_run, the events, the JSON answer
+    out.total += run.t1 - run.t0;
+  }
+  return out;
 }
 
 /** The agent step overhead rows. */
@@ -191,14 +211,17 @@ export async function benchAgentOverhead(ctx) {
   const out = { rows: [], breakdown: [], sql: null, failures: [] };
   const one = async (n) => {
     const user = nextUser();
+    const nonce = crypto.randomUUID();
+    const t0 = epochMs();
     const r = await runAgent(agentsUrl, tokens.get(user), {
       hire_id: hires.overhead.get(user),
-      message: `[bench-steps ${n}] ${QUESTION}`,
+      message: `[bench-steps ${n}] [nonce ${nonce}] ${QUESTION}`,
     });
+    const t1 = epochMs();
     const run = r.json?.run;
     const ok = r.status === 200 && run?.status === "completed" && run.step_count === 2 * n - 1;
     if (!ok && out.failures.length < 5) out.failures.push(`${r.status} ${r.text.slice(0, 200)}`);
-    return { ms: r.ms, ok, id: run?.id };
+    return { ms: r.ms, ok, id: run?.id, nonce, t0, t1 };
   };
   for (const n of cfg.agentSteps) {
     for (let i = 0; i < cfg.agentWarmup; i++) await one(n); // the first records the bodies
@@ -217,14 +240,14 @@ export async function benchAgentOverhead(ctx) {
       }
       const agent = [];
       let bad = 0;
-      const ids = [];
+      const measured = [];
       const perWorker = Math.ceil(cfg.agentRuns / c);
       await Promise.all(Array.from({ length: c }, async () => {
         for (let i = 0; i < perWorker; i++) {
           const r = await one(n);
           if (r.ok) {
             agent.push(r.ms);
-            ids.push(r.id);
+            measured.push(r);
           } else bad++;
         }
       }));
@@ -238,8 +261,9 @@ export async function benchAgentOverhead(ctx) {
       const d = stats(direct);
       out.rows.push({ c, n, agent: a, direct: d, bad });
       if (c === 1) {
-        seqIds.push(...ids);
-        out.breakdown.push({ n, ...breakdown(psql, ids, n) });
+        seqIds.push(...measured.map((r) => r.id));
+        const all = await (await fetch(`${control}/requests`)).json();
+        out.breakdown.push({ n, direct: d.mean / n, ...timeline(psql, measured, all) });
       }
       say(
         `agents c=${c} steps=${n}: run p50 ${a.p50.toFixed(2)} ms, direct ${d.p50.toFixed(2)} ms, ` +
@@ -335,16 +359,34 @@ function line(points) {
   return { a: my - b * mx, b };
 }
 
-export function agentReport(p, overhead, cache, cfg) {
+export function agentReport(p, overhead, noWait, cache, cfg) {
   if (overhead) {
+    overheadSection(p, overhead, cfg);
+  }
+  if (noWait) {
     p(
-      `Agent step overhead: \`POST /functions/v1/agents-execute\` (stream: false, OpenAI chat employee, ` +
-        `gpt-4o-mini, tools calculator + current_time) through the functions server until the JSON answer, runs ` +
-        `of N model steps (steps 1..N-1 ask for the calculator, step N answers), ${cfg.agentRuns} runs per row ` +
-        `after ${cfg.agentWarmup} warm-up; "direct": the same run's N requests (as the runtime sent them, streamed) ` +
-        `replayed straight at the fake one after the other. Per step = (run − direct) / N. Target ≤ 2 ms per step.`,
+      `The same at c=1 from a second functions server whose runtime has AGENT_SETTLE_WAIT_MS=0 (a model step is ` +
+        `stored without waiting for its call's settlement, so the step's cost_tokens stays empty and the cost cap ` +
+        `reads what has settled so far): what that wait costs.`,
     );
     p();
+    overheadSection(p, noWait, cfg, false);
+  }
+  if (cache) cacheSection(p, cache, cfg);
+}
+
+function overheadSection(p, overhead, cfg, intro = true) {
+  {
+    if (intro) {
+      p(
+        `Agent step overhead: \`POST /functions/v1/agents-execute\` (stream: false, OpenAI chat employee, ` +
+          `gpt-4o-mini, tools calculator + current_time) through the functions server until the JSON answer, runs ` +
+          `of N model steps (steps 1..N-1 ask for the calculator, step N answers), ${cfg.agentRuns} runs per row ` +
+          `after ${cfg.agentWarmup} warm-up; "direct": the same run's N requests (as the runtime sent them, streamed) ` +
+          `replayed straight at the fake one after the other. Per step = (run − direct) / N. Target ≤ 2 ms per step.`,
+      );
+      p();
+    }
     p("| c | N steps | run p50 ms | run p95 ms | direct p50 ms | direct p95 ms | +p50 per step ms | +p95 per step ms | not completed |");
     p("| --: | --: | --: | --: | --: | --: | --: | --: | --: |");
     for (const r of overhead.rows) {
@@ -374,15 +416,16 @@ export function agentReport(p, overhead, cache, cfg) {
     p();
     const bd = overhead.breakdown.filter((b) => b.runs > 0);
     if (bd.length) {
-      const tot = (k) => bd.reduce((s, b) => s + Number(b[k] ?? 0), 0);
-      const steps = bd.reduce((s, b) => s + b.modelSteps, 0);
-      const runs = bd.reduce((s, b) => s + b.runs, 0);
-      const tools = bd.reduce((s, b) => s + b.runs * (b.n - 1), 0);
-      const directPerCall = overhead.rows.filter((r) => r.c === 1).reduce((s, r) => s + r.direct.mean, 0) /
-        overhead.rows.filter((r) => r.c === 1).reduce((s, r) => s + r.n, 0);
+      const tot = (k) => bd.reduce((s, b) => s + b[k], 0);
+      const steps = tot("modelSteps");
+      const runs = tot("runs");
+      const fake = bd.reduce((s, b) => s + b.direct * b.modelSteps, 0);
       p(
-        `Where a step's time goes (c=1, all ${runs} runs, ${steps} model steps, from the runs' own rows; means in ` +
-          `ms; timestamps are the database's, so sub-millisecond figures are rough):`,
+        `Where the time of the c=1 runs goes (${runs} runs, ${steps} model steps, ${
+          tot("toolSteps")
+        } calculator ` +
+          `calls; mean ms, from the benchmark's clock, the fake's (each model request's arrival) and the runtime's ` +
+          `step rows (ms resolution); the parts add up to the end-to-end time):`,
       );
       p();
       p("| part | what | per model step | per run |");
@@ -390,25 +433,34 @@ export function agentReport(p, overhead, cache, cfg) {
       const row = (part, what, ms, perStep = true) =>
         p(`| ${part} | ${what} | ${perStep ? f(ms / steps) : ""} | ${f(ms / runs)} |`);
       row(
-        "gateway call",
-        "admission → last byte, in-process (token_usage.latency_ms), fake included",
-        tot("latency"),
+        "request → first step",
+        "HTTP, auth, start_agent_run, begin_agent_run, the thread and prompt",
+        tot("post"),
+        false,
       );
-      p(`| of which the fake | the direct reference per call | ${f(directPerCall)} | |`);
       row(
-        "settlement wait",
-        "the model step's span minus the gateway call: the AI SDK, and waiting for the settlement (batch linger 20 ms + its commit) before the step is stored",
-        tot("model") - tot("latency"),
+        "step → at the fake",
+        "the AI SDK builds the request, the gateway admits it in-process and forwards it",
+        tot("send"),
       );
-      row("tool steps", `calculator + its step row (${tools} calls)`, tot("tool"));
+      row(
+        "at the fake → step stored",
+        "the fake answers (streamed), back through the gateway and the SDK, then the step waits for its call's settlement (batch linger 20 ms + commit)",
+        tot("back"),
+      );
+      row("… of which the fake", "the direct reference per call", fake);
       row(
         "between steps",
-        "record_agent_step, the cost-cap read, events, the AI SDK's next request",
-        tot("gap"),
+        "record_agent_step, the calculator and its step row, events, the cost-cap read",
+        tot("between"),
       );
-      row("run start", "start_agent_run → begin_agent_run (queued → in progress)", tot("begin"), false);
-      row("first step", "begin → the first model call (the prompt: agent_thread)", tot("first"), false);
-      row("run end", "last step stored → finish_agent_run", tot("finish"), false);
+      row("last step → answer", "finish_agent_run, the final events, the JSON answer", tot("end"), false);
+      row("end to end", "", tot("total"));
+      row(
+        "added per model step",
+        "send + back − the fake + between",
+        tot("send") + tot("back") - fake + tot("between"),
+      );
       p();
     }
     if (overhead.sql) {
@@ -423,7 +475,10 @@ export function agentReport(p, overhead, cache, cfg) {
     }
     for (const x of overhead.failures) p(`Note: agent run not completed as expected: ${x}`);
   }
-  if (cache) {
+}
+
+function cacheSection(p, cache, cfg) {
+  {
     p(
       `Prompt cache share: ${cfg.cacheTurns} user messages in one session per employee (odd turns ask for the ` +
         `calculator: two model calls), the fake reporting as cached what each request re-sends of an earlier one ` +

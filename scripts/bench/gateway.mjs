@@ -46,6 +46,8 @@
 //   BENCH_AGENT_RUNS=30          measured runs per step count and concurrency (after BENCH_AGENT_WARMUP=2)
 //   BENCH_AGENT_CONCURRENCY=4    the concurrent overhead rows (beside c=1)
 //   BENCH_CACHE_TURNS=10         user messages of each prompt-cache conversation
+//   BENCH_AGENT_NO_SETTLE_WAIT=1 also the c=1 overhead rows from a second functions server with
+//                                AGENT_SETTLE_WAIT_MS=0 (steps stored without waiting for their call's settlement)
 import autocannon from "autocannon";
 import { execFileSync, spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
@@ -103,6 +105,7 @@ const CFG = {
   agentWarmup: num("BENCH_AGENT_WARMUP", 2),
   agentConcurrency: Math.max(1, num("BENCH_AGENT_CONCURRENCY", 4)),
   cacheTurns: num("BENCH_CACHE_TURNS", 10),
+  agentNoSettleWait: num("BENCH_AGENT_NO_SETTLE_WAIT", 1) > 0,
 };
 if (!["ES256", "HS256"].includes(CFG.jwtAlg)) throw new Error("BENCH_JWT_ALG must be ES256 or HS256");
 if (!["upstash", "postgres"].includes(CFG.limits)) {
@@ -577,7 +580,8 @@ async function main() {
   const keys = JSON.parse(fs.readFileSync(KEYS_FILE, "utf8"));
   const loadStart = os.loadavg();
 
-  const [fakePort, fnPort, pkPort, pkStreamPort, controlPort] = await Promise.all([
+  const [fakePort, fnPort, pkPort, pkStreamPort, controlPort, fnNoWaitPort] = await Promise.all([
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -617,19 +621,27 @@ async function main() {
       "",
     ].join("\n"),
   );
-  const functions = start(
-    "functions-server",
-    DENO,
-    ["run", "--allow-all", "--quiet", "--unstable-no-legacy-abort", "scripts/stack/functions-server.ts"],
-    {
-      ...baseEnv(),
-      API_PORT: String(fnPort),
-      DB_URL: env.DB_URL,
-      UPSTASH_URL: env.UPSTASH_REDIS_REST_URL,
-      KEYS_FILE,
-      FUNCTIONS_ENV_FILE: envFile,
-    },
-  );
+  const functionsServer = (name, port, file) =>
+    start(
+      name,
+      DENO,
+      ["run", "--allow-all", "--quiet", "--unstable-no-legacy-abort", "scripts/stack/functions-server.ts"],
+      {
+        ...baseEnv(),
+        API_PORT: String(port),
+        DB_URL: env.DB_URL,
+        UPSTASH_URL: env.UPSTASH_REDIS_REST_URL,
+        KEYS_FILE,
+        FUNCTIONS_ENV_FILE: file,
+      },
+    );
+  const functions = functionsServer("functions-server", fnPort, envFile);
+  // The same, with agent steps stored without waiting for their call's settlement (what that wait costs).
+  const noWaitEnv = path.join(TMP, "functions-no-wait.env");
+  fs.writeFileSync(noWaitEnv, fs.readFileSync(envFile, "utf8") + "AGENT_SETTLE_WAIT_MS=0\n");
+  const noWait = CFG.agents && CFG.agentNoSettleWait
+    ? functionsServer("functions-server-no-settle-wait", fnNoWaitPort, noWaitEnv)
+    : null;
 
   // 3. Portkey: stock for the load runs; with the streaming fix (see portkey-stream-fix.mjs) for TTFB.
   const pkEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
@@ -659,6 +671,7 @@ async function main() {
   await Promise.all([
     waitPort(fake, fakePort),
     waitPort(functions, fnPort),
+    noWait && waitPort(noWait, fnNoWaitPort),
     waitPort(portkey, pkPort),
     portkeyStream && waitPort(portkeyStream, pkStreamPort),
   ]);
@@ -799,6 +812,16 @@ async function main() {
     };
     results.agents = await benchAgentOverhead(ctx);
     await settled();
+    if (noWait) {
+      const url = `http://127.0.0.1:${fnNoWaitPort}`;
+      results.agentsNoWait = await benchAgentOverhead({
+        ...ctx,
+        cfg: { ...CFG, agentConcurrency: 1 },
+        agentsUrl: `${url}/functions/v1/agents-execute`,
+        tokens: new Map([...agentTokens.keys()].map((id) => [id, userToken(keys, id, url)])),
+      });
+      await settled();
+    }
     if (CFG.cacheTurns > 0) results.promptCache = await benchPromptCache(ctx);
     await settled();
   }
@@ -987,7 +1010,9 @@ function report() {
     p();
   }
 
-  if (results.agents || results.promptCache) agentReport(p, results.agents, results.promptCache, CFG);
+  if (results.agents || results.promptCache) {
+    agentReport(p, results.agents, results.agentsNoWait, results.promptCache, CFG);
+  }
 
   if (results.profile) {
     p(
