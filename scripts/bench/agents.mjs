@@ -208,7 +208,7 @@ export async function benchAgentOverhead(ctx) {
   const users = [...hires.overhead.keys()];
   let next = 0;
   const nextUser = () => users[next++ % users.length];
-  const out = { rows: [], breakdown: [], sql: null, failures: [] };
+  const out = { rows: [], breakdown: [], sql: undefined, failures: [] };
   const one = async (n) => {
     const user = nextUser();
     const nonce = crypto.randomUUID();
@@ -277,8 +277,9 @@ export async function benchAgentOverhead(ctx) {
   return out;
 }
 
+/** null when pg_stat_statements was reset meanwhile (another session's pg_stat_statements_reset()). */
 const sqlDelta = (a, b, runs) =>
-  Object.fromEntries(
+  Object.keys(a).some((k) => b[k].calls < a[k].calls) ? null : Object.fromEntries(
     Object.keys(a).map((k) => {
       const calls = b[k].calls - a[k].calls;
       return [k, {
@@ -461,6 +462,10 @@ function overheadSection(p, overhead, cfg, intro = true) {
         "send + back − the fake + between",
         tot("send") + tot("back") - fake + tot("between"),
       );
+      p();
+    }
+    if (overhead.sql === null) {
+      p("Server-side SQL: not shown, pg_stat_statements was reset during these runs (by another session).");
       p();
     }
     if (overhead.sql) {
