@@ -40,6 +40,14 @@
 //                                for the benchmark's functions, so the admission SQL counts them (p_check_limits)
 //   BENCH_TARGETS=direct,router,worker,portkey   which rows to measure (direct is always measured)
 //   BENCH_KEEP_LOGS=1            keep the temp folder with every process's log
+//   BENCH_AGENTS=1               the agent rows (scripts/bench/agents.mjs): step overhead and prompt cache share
+//                                (0: skip)
+//   BENCH_AGENT_STEPS=1,2,4,8    model steps per run of the overhead rows
+//   BENCH_AGENT_RUNS=30          measured runs per step count and concurrency (after BENCH_AGENT_WARMUP=2)
+//   BENCH_AGENT_CONCURRENCY=4    the concurrent overhead rows (beside c=1)
+//   BENCH_CACHE_TURNS=10         user messages of each prompt-cache conversation
+//   BENCH_AGENT_NO_SETTLE_WAIT=1 also the c=1 overhead rows from a second functions server with
+//                                AGENT_SETTLE_WAIT_MS=0 (steps stored without waiting for their call's settlement)
 import autocannon from "autocannon";
 import { execFileSync, spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
@@ -51,6 +59,14 @@ import path from "node:path";
 import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import {
+  agentEmployees,
+  agentReport,
+  benchAgentOverhead,
+  benchPromptCache,
+  cleanupAgents,
+  setupAgents,
+} from "./agents.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const STACK_DIR = process.env.STACK_DIR ?? path.join(ROOT, ".stack");
@@ -81,6 +97,15 @@ const CFG = {
   limits: (process.env.BENCH_LIMITS ?? "upstash").toLowerCase(),
   targets: (process.env.BENCH_TARGETS ?? "direct,router,worker,portkey").split(",").map((s) => s.trim()),
   keepLogs: process.env.BENCH_KEEP_LOGS === "1",
+  agents: num("BENCH_AGENTS", 1) > 0,
+  agentSteps: (process.env.BENCH_AGENT_STEPS ?? "1,2,4,8").split(",").map((s) => Number(s.trim())).filter((
+    n,
+  ) => Number.isInteger(n) && n >= 1 && n <= 16),
+  agentRuns: num("BENCH_AGENT_RUNS", 30),
+  agentWarmup: num("BENCH_AGENT_WARMUP", 2),
+  agentConcurrency: Math.max(1, num("BENCH_AGENT_CONCURRENCY", 4)),
+  cacheTurns: num("BENCH_CACHE_TURNS", 10),
+  agentNoSettleWait: num("BENCH_AGENT_NO_SETTLE_WAIT", 1) > 0,
 };
 if (!["ES256", "HS256"].includes(CFG.jwtAlg)) throw new Error("BENCH_JWT_ALG must be ES256 or HS256");
 if (!["upstash", "postgres"].includes(CFG.limits)) {
@@ -212,7 +237,13 @@ const sqlList = (ids) => `array[${ids.map((id) => `'${id}'`).join(",")}]::uuid[]
 const PLAN = `bench_${randomBytes(4).toString("hex")}`;
 const mainUser = randomUUID();
 const manyUsers = CFG.manyUsers ? Array.from({ length: maxConnections }, () => randomUUID()) : [];
-const allUsers = [mainUser, ...manyUsers];
+// Agent runs are limited to 30 a minute per user: the overhead runs go round a pool of users.
+const agentUsers = CFG.agents ? Array.from({ length: 32 }, () => randomUUID()) : [];
+const AGENT_TAG = randomBytes(4).toString("hex");
+const agentEmployeeList = CFG.agents ? agentEmployees(AGENT_TAG) : [];
+const cacheUsers = agentEmployeeList.filter((e) => e.cache).map(() => randomUUID());
+const allUsers = [mainUser, ...manyUsers, ...agentUsers, ...cacheUsers];
+let agentSetup = null;
 let dbCreated = false;
 
 function createBenchData() {
@@ -248,6 +279,7 @@ function deleteBenchData() {
     delete from private.usage_outbox where payload ->> 'user_id' = any(${sqlList(allUsers)}::text[]);
     delete from auth.users where id = any(${sqlList(allUsers)});
     delete from public.subscription_plans where id = '${PLAN}';`);
+  if (agentSetup) cleanupAgents(psql, agentSetup.category);
   dbCreated = false;
 }
 
@@ -548,7 +580,9 @@ async function main() {
   const keys = JSON.parse(fs.readFileSync(KEYS_FILE, "utf8"));
   const loadStart = os.loadavg();
 
-  const [fakePort, fnPort, pkPort, pkStreamPort] = await Promise.all([
+  const [fakePort, fnPort, pkPort, pkStreamPort, controlPort, fnNoWaitPort] = await Promise.all([
+    freePort(),
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -556,14 +590,17 @@ async function main() {
   ]);
   const fakeBase = `http://127.0.0.1:${fakePort}/v1`;
 
-  // 1. The fake upstream, alone in its process (calls are not recorded: flat memory).
+  // 1. The fake upstream, alone in its process (calls are not recorded: flat memory), with the agent runs' scripts
+  // (scripts/bench/agents-fake.ts; requests without tools get the fake's standing answer, as before).
   const fake = start("fake-llm", DENO, [
     "run",
     "--allow-net",
     "--quiet",
-    "supabase/functions/tests/_lib/fake-llm.ts",
+    "scripts/bench/agents-fake.ts",
     "--port",
     String(fakePort),
+    "--control-port",
+    String(controlPort),
   ], baseEnv());
 
   // 2. A functions server of our own, as start.sh starts the stack's, with OpenAI pointed at the fake.
@@ -574,25 +611,37 @@ async function main() {
       "CORS_ALLOWED_ORIGINS=http://localhost:3000",
       `OPENAI_API_KEY=${FAKE_KEY}`,
       `OPENAI_BASE_URL=${fakeBase}`,
+      ...["ANTHROPIC", "GOOGLE", "PERPLEXITY"].flatMap((p) => [
+        `${p}_API_KEY=${FAKE_KEY}`,
+        `${p}_BASE_URL=http://127.0.0.1:${fakePort}`,
+      ]),
       ...(CFG.dbPoolMax ? [`DB_POOL_MAX=${CFG.dbPoolMax}`] : []),
       // Empty values win over the stack's Upstash endpoint: the gateway then counts limits in the admission SQL.
       ...(CFG.limits === "postgres" ? ["UPSTASH_REDIS_REST_URL=", "UPSTASH_REDIS_REST_TOKEN="] : []),
       "",
     ].join("\n"),
   );
-  const functions = start(
-    "functions-server",
-    DENO,
-    ["run", "--allow-all", "--quiet", "--unstable-no-legacy-abort", "scripts/stack/functions-server.ts"],
-    {
-      ...baseEnv(),
-      API_PORT: String(fnPort),
-      DB_URL: env.DB_URL,
-      UPSTASH_URL: env.UPSTASH_REDIS_REST_URL,
-      KEYS_FILE,
-      FUNCTIONS_ENV_FILE: envFile,
-    },
-  );
+  const functionsServer = (name, port, file) =>
+    start(
+      name,
+      DENO,
+      ["run", "--allow-all", "--quiet", "--unstable-no-legacy-abort", "scripts/stack/functions-server.ts"],
+      {
+        ...baseEnv(),
+        API_PORT: String(port),
+        DB_URL: env.DB_URL,
+        UPSTASH_URL: env.UPSTASH_REDIS_REST_URL,
+        KEYS_FILE,
+        FUNCTIONS_ENV_FILE: file,
+      },
+    );
+  const functions = functionsServer("functions-server", fnPort, envFile);
+  // The same, with agent steps stored without waiting for their call's settlement (what that wait costs).
+  const noWaitEnv = path.join(TMP, "functions-no-wait.env");
+  fs.writeFileSync(noWaitEnv, fs.readFileSync(envFile, "utf8") + "AGENT_SETTLE_WAIT_MS=0\n");
+  const noWait = CFG.agents && CFG.agentNoSettleWait
+    ? functionsServer("functions-server-no-settle-wait", fnNoWaitPort, noWaitEnv)
+    : null;
 
   // 3. Portkey: stock for the load runs; with the streaming fix (see portkey-stream-fix.mjs) for TTFB.
   const pkEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
@@ -618,9 +667,11 @@ async function main() {
   if (portkeyStream) roleOf.pids.set(portkeyStream.child.pid, "Portkey");
 
   createBenchData();
+  if (CFG.agents) agentSetup = setupAgents(psql, AGENT_TAG, agentEmployeeList, agentUsers, cacheUsers);
   await Promise.all([
     waitPort(fake, fakePort),
     waitPort(functions, fnPort),
+    noWait && waitPort(noWait, fnNoWaitPort),
     waitPort(portkey, pkPort),
     portkeyStream && waitPort(portkeyStream, pkStreamPort),
   ]);
@@ -737,6 +788,43 @@ async function main() {
 
   // Metering really ran: one token_usage row per 200 of ours (load runs, probes, warm-ups, streams).
   results.usageRows = { main: usageRows([mainUser]), many: manyUsers.length ? usageRows(manyUsers) : 0 };
+
+  if (CFG.agents) {
+    say(
+      `agent runs: steps ${
+        CFG.agentSteps.join(",")
+      } × ${CFG.agentRuns} runs at c=1 and c=${CFG.agentConcurrency}`,
+    );
+    const agentTokens = new Map(
+      [...agentUsers, ...cacheUsers].map((id) => [id, userToken(keys, id, apiUrl)]),
+    );
+    const ctx = {
+      cfg: CFG,
+      psql,
+      say,
+      agentsUrl: `${apiUrl}/functions/v1/agents-execute`,
+      tokens: agentTokens,
+      hires: agentSetup.hires,
+      employees: agentEmployeeList,
+      fakeUrl: `http://127.0.0.1:${fakePort}`,
+      fakeKey: FAKE_KEY,
+      control: `http://127.0.0.1:${controlPort}`,
+    };
+    results.agents = await benchAgentOverhead(ctx);
+    await settled();
+    if (noWait) {
+      const url = `http://127.0.0.1:${fnNoWaitPort}`;
+      results.agentsNoWait = await benchAgentOverhead({
+        ...ctx,
+        cfg: { ...CFG, agentConcurrency: 1 },
+        agentsUrl: `${url}/functions/v1/agents-execute`,
+        tokens: new Map([...agentTokens.keys()].map((id) => [id, userToken(keys, id, url)])),
+      });
+      await settled();
+    }
+    if (CFG.cacheTurns > 0) results.promptCache = await benchPromptCache(ctx);
+    await settled();
+  }
 
   if (CFG.profileIterations > 0) {
     say(`profiling the pipeline's steps: ${CFG.profileIterations} sequential iterations`);
@@ -920,6 +1008,10 @@ function report() {
       );
     }
     p();
+  }
+
+  if (results.agents || results.promptCache) {
+    agentReport(p, results.agents, results.agentsNoWait, results.promptCache, CFG);
   }
 
   if (results.profile) {

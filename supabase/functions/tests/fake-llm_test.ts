@@ -13,6 +13,7 @@ import {
   FAKE_LLM_API_KEY,
   type FakeLlm,
   type FakeLlmScript,
+  lastUserText,
   lastUserTextIn,
   LLM_PROVIDERS,
   type LlmProvider,
@@ -1594,3 +1595,138 @@ for (const streaming of [false, true]) {
     }
   });
 }
+
+// ------------------------------------------------------------------------------ prompt caches, per request
+
+const LONG_PROMPT = "You are a careful assistant. ".repeat(200); // 5 800 characters, ~1 450 tokens
+
+Deno.test('cachedTokens "prefix": OpenAI reports the prefix re-sent from an earlier request as cached, from 1024 tokens in 128-token steps', async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ cachedTokens: "prefix" });
+  const client = openai(fake);
+  const ask = (messages: { role: "system" | "user" | "assistant"; content: string }[]) =>
+    client.chat.completions.create({ model: "gpt-4o-mini", messages });
+  const system = { role: "system" as const, content: LONG_PROMPT };
+  const first = await ask([system, ...userSays("first question")]);
+  const prompt1 = JSON.stringify(system) + JSON.stringify(userSays("first question")[0]);
+  assert.equal(first.usage?.prompt_tokens, Math.ceil(prompt1.length / 4), "input counted from the prompt");
+  assert.equal(first.usage?.prompt_tokens_details?.cached_tokens, 0, "nothing was sent before");
+
+  const second = await ask([system, ...userSays("first question"), {
+    role: "assistant",
+    content: "an answer",
+  }]);
+  // Shared: the whole first prompt (its last message included); 1 024 + whole 128-token steps of it.
+  const shared = Math.floor(prompt1.length / 4);
+  assert.equal(
+    second.usage?.prompt_tokens_details?.cached_tokens,
+    1024 + Math.floor((shared - 1024) / 128) * 128,
+  );
+
+  const other = await ask([
+    { role: "system", content: "Another employee. " + LONG_PROMPT },
+    ...userSays("hi"),
+  ]);
+  assert.equal(other.usage?.prompt_tokens_details?.cached_tokens, 0, "a different prefix reads nothing");
+
+  await ask([{ role: "system", content: "Short." }, ...userSays("hi")]);
+  const again = await ask([{ role: "system", content: "Short." }, ...userSays("hi")]);
+  assert.equal(again.usage?.prompt_tokens_details?.cached_tokens, 0, "under 1024 tokens nothing is cached");
+});
+
+Deno.test('cachedTokens "prefix": Gemini reports the whole shared prefix; Perplexity never caches', async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ cachedTokens: "prefix", cacheMinTokens: 100 });
+  const ai = google(fake);
+  const config = { systemInstruction: LONG_PROMPT };
+  await ai.models.generateContent({ model: "gemini-2.5-flash", contents: googleSays("one"), config });
+  const next = await ai.models.generateContent({
+    model: "gemini-2.5-flash",
+    contents: googleSays("two"),
+    config,
+  });
+  const body = fake.calls[1].body as Record<string, unknown>;
+  const system = JSON.stringify(body.systemInstruction);
+  const shared = system.length + '{"parts":[{"text":"'.length; // the contents differ from the user's text on
+  assert.ok(JSON.stringify((body.contents as unknown[])[0]).startsWith('{"parts":[{"text":"two'), system);
+  assert.equal(next.usageMetadata?.cachedContentTokenCount, Math.floor(shared / 4));
+
+  const pplx = perplexity(fake);
+  await pplx.chat.completions.create({
+    model: "sonar",
+    messages: [{ role: "system", content: LONG_PROMPT }],
+  });
+  const p2 = await pplx.chat.completions.create({
+    model: "sonar",
+    messages: [{ role: "system", content: LONG_PROMPT }],
+  });
+  assert.ok((p2.usage?.prompt_tokens ?? 0) > 1000);
+  assert.equal(
+    (p2.usage as { prompt_tokens_details?: { cached_tokens?: number } }).prompt_tokens_details
+      ?.cached_tokens ?? 0,
+    0,
+  );
+});
+
+Deno.test('cachedTokens "prefix": Anthropic caches up to cache_control breakpoints only: written once, then read', async () => {
+  await using fake = await startFakeLlm();
+  fake.setScript({ cachedTokens: "prefix" });
+  const client = anthropic(fake);
+  const marked = [{
+    type: "text" as const,
+    text: LONG_PROMPT,
+    cache_control: { type: "ephemeral" as const },
+  }];
+  const ask = (system: typeof marked | string, question: string) =>
+    client.messages.create({
+      model: "claude-haiku-4-5",
+      max_tokens: 64,
+      system,
+      messages: userSays(question),
+    });
+  const systemChars = JSON.stringify(marked[0]).length;
+
+  const first = await ask(marked, "one");
+  assert.equal(first.usage.cache_read_input_tokens, 0);
+  assert.equal(
+    first.usage.cache_creation_input_tokens,
+    Math.floor(systemChars / 4),
+    "the system block written",
+  );
+  const second = await ask(marked, "two, a different question");
+  assert.equal(second.usage.cache_read_input_tokens, Math.floor(systemChars / 4), "read back");
+  assert.equal(second.usage.cache_creation_input_tokens, 0);
+  assert.ok(second.usage.input_tokens > 0 && second.usage.input_tokens < 20, "only the question is uncached");
+
+  // The same system prompt without a breakpoint: Anthropic caches nothing, however much is re-sent.
+  await ask(LONG_PROMPT, "one");
+  const unmarked = await ask(LONG_PROMPT, "one");
+  assert.equal(unmarked.usage.cache_read_input_tokens, 0);
+  assert.equal(unmarked.usage.cache_creation_input_tokens, 0);
+});
+
+Deno.test("scriptFor: each request gets the script its own body calls for, over the standing one", async () => {
+  await using fake = await startFakeLlm({
+    scriptFor: ({ provider, body }) => {
+      const text = lastUserText(provider, body);
+      return text.startsWith("tool:")
+        ? { toolCalls: [{ name: "calculator", arguments: { expression: text.slice(5) } }] }
+        : undefined;
+    },
+  });
+  fake.setScript({ outputTokens: 3 });
+  const client = openai(fake);
+  const [a, b] = await Promise.all([
+    client.chat.completions.create({ model: "gpt-4o-mini", messages: userSays("tool:6*7") }),
+    client.chat.completions.create({ model: "gpt-4o-mini", messages: userSays("plain") }),
+  ]);
+  assert.equal(a.choices[0].finish_reason, "tool_calls");
+  assert.equal(
+    a.choices[0].message.tool_calls?.[0].type === "function" &&
+      a.choices[0].message.tool_calls[0].function.arguments,
+    '{"expression":"6*7"}',
+  );
+  assert.equal(a.usage?.completion_tokens, 3, "the standing script still applies");
+  assert.equal(b.choices[0].message.content, "echo: plain");
+  assert.equal(b.choices[0].message.tool_calls, undefined);
+});

@@ -31,11 +31,15 @@
 // events (Gemini's one chunk) is a content chunk too, after the text's, for hangAfterChunks, errorAfterChunks and
 // chunksSent. Ids are deterministic: `call_<seq>_<i>` (Anthropic `toolu_<seq>_<i>`, a Responses item
 // `fc_<seq>_<i>`; Gemini sends an id only when the script gives one), `seq` being the request's `calls[].seq`.
-// `toolResultsIn(call)` and `lastUserTextIn(call)` read a recorded request back, in its format.
+// `toolResultsIn(call)` and `lastUserTextIn(call)` read a recorded request back, in its format. A script can also
+// depend on the request: the `scriptFor` option is asked for each one (see FakeLlmOptions).
 // Token counts are the script's, never counted from text (see `reportedUsage` for the exact per-provider objects):
 //   inputTokens   total prompt tokens, cached ones included       (default 11)
 //   outputTokens  total output tokens, reasoning ones included    (default 7)
-//   cachedTokens  prompt tokens read from cache (<= input)        (default 0)
+//   cachedTokens  prompt tokens read from cache (<= input)        (default 0); "prefix": input, cached and
+//                 (Anthropic) cache-creation tokens computed from the request itself, from what it re-sends of
+//                 earlier prompts, by each provider's caching rule (fake-llm-cache.ts; `cacheMinTokens`, default
+//                 1024, is the smallest cacheable prefix)
 //   cacheCreationTokens  prompt tokens written to cache (Anthropic only; cached + creation <= input) (default 0)
 //   reasoningTokens      output tokens spent thinking (<= output)  (default 0)
 // A stream reports cumulative usage where the provider does (Perplexity chunks, Gemini chunks, Anthropic
@@ -68,6 +72,7 @@
 // --allow-net supabase/functions/tests/_lib/fake-llm.ts --port 12120`), so memory stays flat.
 
 import { setImmediate } from "node:timers";
+import { PromptCaches } from "./fake-llm-cache.ts";
 
 export type LlmProvider = "openai" | "anthropic" | "google" | "perplexity";
 export const LLM_PROVIDERS: readonly LlmProvider[] = ["openai", "anthropic", "google", "perplexity"];
@@ -115,7 +120,14 @@ export type FakeLlmScript = {
   chunks?: number;
   inputTokens?: number;
   outputTokens?: number;
-  cachedTokens?: number;
+  /**
+   * A number, or "prefix": the input tokens (~4 characters a token) and the cached ones computed from the request,
+   * as the provider's prompt cache would report them given the earlier requests (fake-llm-cache.ts); the script's
+   * inputTokens, cachedTokens and cacheCreationTokens are then ignored.
+   */
+  cachedTokens?: number | "prefix";
+  /** With cachedTokens "prefix": the smallest prefix, in tokens, a provider caches (default 1024). */
+  cacheMinTokens?: number;
   cacheCreationTokens?: number;
   reasoningTokens?: number;
   /** Why generation stopped: OpenAI/Perplexity stop|length, Anthropic end_turn|max_tokens, Gemini STOP|MAX_TOKENS. */
@@ -181,6 +193,9 @@ export type ResolvedScript = {
   inputTokens: number;
   outputTokens: number;
   cachedTokens: number;
+  /** cachedTokens "prefix": computed per request (see FakeLlmScript.cachedTokens). */
+  cachePrefix: boolean;
+  cacheMinTokens: number;
   cacheCreationTokens: number;
   reasoningTokens: number;
   stopReason: StopReason;
@@ -205,6 +220,8 @@ export const DEFAULT_SCRIPT: Readonly<ResolvedScript> = Object.freeze({
   inputTokens: 11,
   outputTokens: 7,
   cachedTokens: 0,
+  cachePrefix: false,
+  cacheMinTokens: 1024,
   cacheCreationTokens: 0,
   reasoningTokens: 0,
   stopReason: "stop",
@@ -267,6 +284,12 @@ export type FakeLlmOptions = {
   script?: FakeLlmScript;
   /** Record requests in `calls` (default true); `counts` are kept either way. */
   recordCalls?: boolean;
+  /**
+   * Asked for every request (after its auth is known to be needed, before it is answered): a script for this one
+   * request, over what setScript says (the standing script and any `times` one), or undefined for just that. For
+   * answers that depend on the request (e.g. a tool loop of a length the prompt names) when requests interleave.
+   */
+  scriptFor?: (request: { provider: LlmProvider; api: LlmApi; body: unknown }) => FakeLlmScript | undefined;
 };
 
 // ------------------------------------------------------------------------------------ token rules
@@ -543,7 +566,17 @@ function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCR
   const s: ResolvedScript = { ...base };
   for (const key of Object.keys(s) as (keyof ResolvedScript)[]) {
     const v = (script as Record<string, unknown>)[key];
-    if (v !== undefined) (s as Record<string, unknown>)[key] = v;
+    if (v !== undefined && key !== "cachedTokens" && key !== "cachePrefix") {
+      (s as Record<string, unknown>)[key] = v;
+    }
+  }
+  if (script.cachedTokens === "prefix") {
+    s.cachePrefix = true;
+    s.cachedTokens = 0;
+    s.cacheCreationTokens = 0;
+  } else if (script.cachedTokens !== undefined) {
+    s.cachePrefix = false;
+    s.cachedTokens = script.cachedTokens;
   }
   for (
     const k of [
@@ -551,6 +584,7 @@ function resolveScript(script: FakeLlmScript, base: ResolvedScript = DEFAULT_SCR
       "inputTokens",
       "outputTokens",
       "cachedTokens",
+      "cacheMinTokens",
       "cacheCreationTokens",
       "reasoningTokens",
       "delayMs",
@@ -995,6 +1029,8 @@ export class FakeLlm implements AsyncDisposable {
   readonly apiKeys: Readonly<Record<LlmProvider, string>>;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #record: boolean;
+  readonly #scriptForRequest: FakeLlmOptions["scriptFor"];
+  readonly #caches = new PromptCaches();
   readonly #live = new Set<Exchange>();
   readonly #idPrefix = crypto.randomUUID().replaceAll("-", "").slice(0, 10);
   #seq = 0;
@@ -1013,6 +1049,7 @@ export class FakeLlm implements AsyncDisposable {
       perplexity: options.apiKeys?.perplexity ?? key,
     });
     this.#record = options.recordCalls ?? true;
+    this.#scriptForRequest = options.scriptFor;
     if (options.script) this.setScript(options.script);
     this.hostname = options.hostname ?? "127.0.0.1";
     this.#server = Deno.serve(
@@ -1172,7 +1209,12 @@ export class FakeLlm implements AsyncDisposable {
       : {};
     const model = r.model ?? (typeof fields.model === "string" ? fields.model : "");
     const stream = r.stream ?? fields.stream === true;
-    const script = this.#scriptFor(provider);
+    let script = this.#scriptFor(provider);
+    const own = this.#scriptForRequest?.({ provider, api, body });
+    if (own) script = resolveScript(own, script);
+    if (script.cachePrefix) {
+      script = { ...script, ...this.#caches.measure(provider, api, body, script.cacheMinTokens) };
+    }
     const headers: Record<string, string> = {};
     req.headers.forEach((v, k) => headers[k] = v);
     const query: Record<string, string> = {};
