@@ -428,7 +428,7 @@ gatewayTest(
     const unknownPath: Record<Gw, string> = {
       openai: `${F}/openai-proxy/v1/audio/speech`,
       anthropic: `${F}/anthropic-proxy/v1/complete`,
-      google: `${F}/google-proxy/v1beta/models/${MODEL.google}:embedContent`,
+      google: `${F}/google-proxy/v1beta/models/${MODEL.google}:predict`,
       perplexity: `${F}/perplexity-proxy/v1/models`,
     };
     const huge = JSON.stringify({ ...RAW.openai.body, padding: "x".repeat(4 * 1024 * 1024) });

@@ -58,6 +58,11 @@ export function promptSegments(api: LlmApi, body: unknown): Segment[] {
       return [...listOf(b.tools), ...listOf(b.systemInstruction), ...listOf(b.contents)].map(seg);
     case "embeddings":
       return listOf(b.input).map(seg);
+    // Embeddings and token counts are not cached by any provider.
+    case "embedContent":
+    case "batchEmbedContents":
+    case "countTokens":
+      return [];
   }
 }
 
