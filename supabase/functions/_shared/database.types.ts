@@ -982,6 +982,7 @@ export type Database = {
         Args: { p_run_id: string; p_step: Json };
         Returns: {
           cancel_requested: boolean;
+          cost_tokens: number;
           status: string;
         }[];
       };

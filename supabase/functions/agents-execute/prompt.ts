@@ -1,8 +1,9 @@
 // What a model call of a run is sent: the stable prefix first (the pinned version's system prompt, the user's
 // custom instructions, then, for the providers, the tools), so that the providers' prompt caches hit on every
-// step and every turn (Anthropic: cache_control on the system block, which caches tools and system; OpenAI: a
-// prompt_cache_key per employee version; Gemini caches prefixes implicitly); then a window of the visible thread,
-// newest messages kept, within the token budget.
+// step and every turn (Anthropic: cache_control on the system block, which caches tools and system, and on the
+// newest message, which caches the thread for the next steps and turns; OpenAI: a prompt_cache_key per stable
+// prefix; Gemini caches prefixes implicitly); then a window of the visible thread, newest messages kept, within the
+// token budget.
 import type { ModelMessage, SystemModelMessage } from "npm:ai@7.0.173";
 import { tokensForBytes, utf8Bytes } from "../_shared/gateway/providers/adapter.ts";
 import { db } from "../_shared/platform/db.ts";
@@ -34,7 +35,12 @@ export async function threadWindow(run: BegunRun, budgetTokens: number): Promise
   if (!run.user_message_id) return [];
   const rows = await db()<ThreadRow[]>`
     select id, role, content, depth from private.agent_thread(${run.user_message_id}, ${MAX_THREAD_MESSAGES})`;
-  return fitWindow(rows, budgetTokens - tokensForBytes(utf8Bytes(systemPrompt(run))));
+  const window = fitWindow(rows, budgetTokens - tokensForBytes(utf8Bytes(systemPrompt(run))));
+  // Anthropic's second breakpoint: the thread up to the new message, which the next turn re-sends as its prefix
+  // (the first is the system block: tools and system).
+  const newest = window.at(-1);
+  if (newest) newest.providerOptions = { anthropic: { cacheControl: { type: "ephemeral" } } };
+  return window;
 }
 
 /** Newest first in, oldest first out; the newest message always (it is what the run answers). */

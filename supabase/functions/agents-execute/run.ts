@@ -12,7 +12,7 @@
 import { type ModelMessage, streamText, type ToolSet, zodSchema } from "npm:ai@7.0.173";
 import type { InProcessCall } from "../_shared/gateway/handler.ts";
 import type { Provider } from "../_shared/gateway/providers/adapter.ts";
-import type { Recorded } from "../_shared/gateway/settlement/record.ts";
+import { withTimeout } from "../_shared/platform/deadline.ts";
 import type { Logger } from "../_shared/platform/log.ts";
 import { RunEvents } from "./events.ts";
 import { liveRuns } from "./live.ts";
@@ -26,7 +26,7 @@ import {
   finishRun,
   heartbeat,
   recordStep,
-  runCost,
+  runCostNow,
   type RunEnd,
 } from "./start.ts";
 import { runWithLimits } from "./tools/limits.ts";
@@ -50,17 +50,40 @@ type ModelStep = {
   toolCalls: { toolCallId: string; toolName: string; input: unknown }[];
   finishReason: string;
   requestId: string | null;
-  settled: Promise<Recorded | null>;
   responseMessages: ModelMessage[];
   usage: { input: number; cached: number; output: number };
 };
 
 class Cancelled extends Error {}
 
+/** A run as it executes: its input, and the settlements of the calls it made (waited for at its end). */
+type Running = RunInput & { settlements: Promise<void>[]; billed: { tokens: number } };
+
+/**
+ * The hooks of one call: once admitted, its settlement is kept with the run's (a step never waits for it; the
+ * run's end does); `admitted` also hears its request id.
+ */
+function settlementOf(
+  running: Running,
+  admitted: (requestId: string) => void = () => {},
+): Pick<InProcessCall, "onAdmitted" | "onSettled"> {
+  const settled = Promise.withResolvers<void>();
+  return {
+    onAdmitted: (requestId) => {
+      running.settlements.push(settled.promise);
+      admitted(requestId);
+    },
+    onSettled: (recorded) => {
+      if (recorded.outcome === "settled") running.billed.tokens += recorded.costTokens;
+      settled.resolve();
+    },
+  };
+}
+
 /** Starts the run in the background (the client may leave; the run goes on) and registers it as live here. */
 export function launchRun(input: RunInput, events: RunEvents): Promise<void> {
   const abort = new AbortController();
-  const done = execute(input, events, abort).catch((e) => {
+  const done = execute({ ...input, settlements: [], billed: { tokens: 0 } }, events, abort).catch((e) => {
     input.log.error("agent run crashed", {
       run_id: input.runId,
       error: e instanceof Error ? e.message : String(e),
@@ -70,7 +93,7 @@ export function launchRun(input: RunInput, events: RunEvents): Promise<void> {
   return done;
 }
 
-async function execute(input: RunInput, events: RunEvents, abort: AbortController): Promise<void> {
+async function execute(input: Running, events: RunEvents, abort: AbortController): Promise<void> {
   const { runId, settings, log } = input;
   const run = await beginRun(runId);
   if (!run) return; // another worker has it, or it is over
@@ -97,8 +120,11 @@ async function execute(input: RunInput, events: RunEvents, abort: AbortControlle
   }
 
   const finished = await finishRun(runId, end, answer);
+  // The final event tells what the run was billed: its calls' usage settles just after them (bounded wait; one
+  // still settling then, through the outbox, adds to agent_runs.cost_tokens when it lands).
+  await withTimeout(Promise.all(input.settlements), 3_000, "the run's settlements").catch(() => {});
   const status = finished?.status ?? end.status;
-  const cost = await runCost(runId);
+  const cost = await runCostNow(runId);
   events.emit(`run.${status}` as "run.completed", {
     run_id: runId,
     status,
@@ -114,7 +140,7 @@ async function execute(input: RunInput, events: RunEvents, abort: AbortControlle
 }
 
 async function steps(
-  input: RunInput,
+  input: Running,
   run: BegunRun,
   events: RunEvents,
   abort: AbortController,
@@ -131,12 +157,18 @@ async function steps(
   const toolContext = contextFor(input, abort.signal);
   const generation = (run.generation_settings ?? {}) as Record<string, unknown>;
 
+  let costSoFar = 0;
   for (let modelCalls = 0;; modelCalls++) {
     if (abort.signal.aborted) throw new Cancelled();
     if (performance.now() - started > settings.runWallMs) {
       return { status: "incomplete", reason: "time_limit" };
     }
-    if (await runCost(runId) >= run.max_cost_tokens) return { status: "incomplete", reason: "max_cost" };
+    // What its calls were billed so far: their settlements (sent at once, done while the step was stored and its
+    // tools ran), else what record_agent_step last said (a call that went to the outbox counts when it lands).
+    await withTimeout(Promise.all(input.settlements), 3_000, "the run's settlements").catch(() => {});
+    if (Math.max(costSoFar, input.billed.tokens) >= run.max_cost_tokens) {
+      return { status: "incomplete", reason: "max_cost" };
+    }
     if (modelCalls >= run.max_steps) return { status: "incomplete", reason: "max_steps" };
 
     const step = await modelStep(input, run, generation, messages, toolSet, events, abort.signal);
@@ -145,7 +177,6 @@ async function steps(
       answer.content += (answer.content ? "\n\n" : "") + step.text;
       answer.parts.push({ type: "text", text: step.text });
     }
-    const recorded = await settledWithin(step.settled, settings.settleWaitMs);
     // A call that failed or was cancelled is a step too, with what it produced (and billed).
     const failed = step.outcome === "failed" ? failureOf(step.error, input.log) : null;
     const signals = await recordStep(runId, {
@@ -163,10 +194,10 @@ async function steps(
       input_tokens: step.usage.input,
       cached_input_tokens: step.usage.cached,
       output_tokens: step.usage.output,
-      cost_tokens: recorded?.outcome === "settled" ? recorded.costTokens : null,
       started_at: step.startedAt,
       ended_at: new Date().toISOString(),
     });
+    costSoFar = signals.cost_tokens;
     if (failed) return failed;
     if (step.outcome === "cancelled" || signals.cancel_requested) throw new Cancelled();
     messages.push(...step.responseMessages);
@@ -222,6 +253,7 @@ async function steps(
         started_at: startedAt,
         ended_at: new Date().toISOString(),
       });
+      costSoFar = toolSignals.cost_tokens;
       if (toolSignals.cancel_requested) throw new Cancelled();
       (results.content as unknown[]).push({
         type: "tool-result",
@@ -231,13 +263,14 @@ async function steps(
       });
     }
     messages.push(results);
-    await events.flush();
+    // Stored in order behind the steps, not waited for (the live stream has them; the end waits for all).
+    void events.flush();
   }
 }
 
 /** One model call, streamed: its deltas become message.delta events as they come. */
 async function modelStep(
-  input: RunInput,
+  input: Running,
   run: BegunRun,
   generation: Record<string, unknown>,
   messages: ModelMessage[],
@@ -247,12 +280,10 @@ async function modelStep(
 ): Promise<ModelStep & { startedAt: string }> {
   const startedAt = new Date().toISOString();
   let requestId: string | null = null;
-  const settled = Promise.withResolvers<Recorded | null>();
   const call = (): InProcessCall => ({
     sessionId: input.sessionId,
     runId: input.runId,
-    onAdmitted: (id) => requestId = id,
-    onSettled: (r) => settled.resolve(r),
+    ...settlementOf(input, (id) => requestId = id),
   });
   const model = modelFor(run.provider, run.model, generation, input.userToken, call);
   const result = streamText({
@@ -303,7 +334,6 @@ async function modelStep(
   } catch (e) {
     failure = e;
   }
-  if (requestId === null) settled.resolve(null);
   const outcome = signal.aborted ? "cancelled" : failure ? "failed" : "completed";
   const response = outcome === "completed" ? await result.response : null;
   return {
@@ -313,7 +343,6 @@ async function modelStep(
     toolCalls,
     finishReason,
     requestId,
-    settled: settled.promise,
     // The SDK executes nothing here: a tool message it adds is its own error for a call it could not parse or
     // name; the runtime answers every call itself (unknown_tool included), once.
     responseMessages: ((response?.messages ?? []) as ModelMessage[]).filter((m) => m.role !== "tool"),
@@ -331,8 +360,12 @@ function aiToolsOf(tools: AgentTool[]): ToolSet {
   return set;
 }
 
-function contextFor(input: RunInput, signal: AbortSignal): ToolContext {
-  const call = (): InProcessCall => ({ sessionId: input.sessionId, runId: input.runId });
+function contextFor(input: Running, signal: AbortSignal): ToolContext {
+  const call = (): InProcessCall => ({
+    sessionId: input.sessionId,
+    runId: input.runId,
+    ...settlementOf(input),
+  });
   return {
     userId: input.userId,
     runId: input.runId,
@@ -341,16 +374,6 @@ function contextFor(input: RunInput, signal: AbortSignal): ToolContext {
     callProvider: (provider: Provider, path: string, body: unknown, signal?: AbortSignal) =>
       callProviderAs(input.userToken, call)(provider, path, body, signal),
   };
-}
-
-async function settledWithin(p: Promise<Recorded | null>, ms: number): Promise<Recorded | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** JSON with keys sorted, so that the same arguments in another order are the same call. */

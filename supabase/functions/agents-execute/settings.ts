@@ -6,7 +6,6 @@
 //   AGENT_HEARTBEAT_MS            how often a worker beats (and sees a cancel request from elsewhere) (default 2000)
 //   AGENT_RUN_WALL_MS             wall clock a run may use in one worker before it stops, incomplete with
 //                                 time_limit, between steps (default 120 000: under the hosted 150 s limit)
-//   AGENT_SETTLE_WAIT_MS          how long a step waits for its call's settlement to know its cost (default 3000)
 import { env } from "../_shared/platform/env.ts";
 
 export const MAX_STEPS_LIMIT = 16;
@@ -19,7 +18,6 @@ export function agentSettings() {
     contextTokens: env.integer("AGENT_CONTEXT_TOKENS", { min: 256, max: 2_000_000, default: 24_000 }),
     heartbeatMs: env.integer("AGENT_HEARTBEAT_MS", { min: 50, max: 30_000, default: 2_000 }),
     runWallMs: env.integer("AGENT_RUN_WALL_MS", { min: 1_000, max: 3_600_000, default: 120_000 }),
-    settleWaitMs: env.integer("AGENT_SETTLE_WAIT_MS", { min: 0, max: 30_000, default: 3_000 }),
   };
 }
 

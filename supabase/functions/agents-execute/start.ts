@@ -38,7 +38,7 @@ export async function beginRun(runId: string): Promise<BegunRun | null> {
   };
 }
 
-export type RunSignals = { cancel_requested: boolean; status: string };
+export type RunSignals = { cancel_requested: boolean; status: string; cost_tokens: number };
 
 export type StepRecord = {
   kind: "model_call" | "tool_call";
@@ -54,25 +54,26 @@ export type StepRecord = {
   input_tokens?: number;
   cached_input_tokens?: number;
   output_tokens?: number;
-  cost_tokens?: number | null;
   started_at: string;
   ended_at: string;
 };
 
 /** Stores a step as it ends; says whether the user asked to cancel. */
 export async function recordStep(runId: string, step: StepRecord): Promise<RunSignals> {
-  const [row] = await db()<RunSignals[]>`
+  const [row] = await db()<(RunSignals & { cost_tokens: string })[]>`
     select * from private.record_agent_step(${runId}, ${db().json(step as never)})`;
-  return row ?? { cancel_requested: false, status: "unknown" };
+  return row
+    ? { ...row, cost_tokens: Number(row.cost_tokens) }
+    : { cancel_requested: false, status: "unknown", cost_tokens: 0 };
 }
 
-export async function heartbeat(runId: string): Promise<RunSignals | null> {
+export async function heartbeat(runId: string): Promise<Omit<RunSignals, "cost_tokens"> | null> {
   const [row] = await db()<RunSignals[]>`select * from private.agent_run_heartbeat(${runId})`;
   return row ?? null;
 }
 
-/** The run's cost so far, as billed (token_usage's trigger keeps it). */
-export async function runCost(runId: string): Promise<number> {
+/** The run's cost as billed now (token_usage's trigger keeps it). */
+export async function runCostNow(runId: string): Promise<number> {
   const [row] = await db()<
     { cost_tokens: string }[]
   >`select cost_tokens from public.agent_runs where id = ${runId}`;

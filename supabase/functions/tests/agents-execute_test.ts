@@ -98,6 +98,11 @@ for (const flavour of FLAVOURS) {
           );
           const total = usage.reduce((a, u) => a + u.debited, 0);
           assert.equal((await runOver(sql, runId)).cost_tokens, total);
+          // Each model call's step knows what its call was billed (stored before its usage settled, or after).
+          const billedBy = new Map(usage.map((u) => [u.request_id, u.debited]));
+          for (const s of steps.filter((s) => s.kind === "model_call")) {
+            assert.equal(s.cost_tokens, billedBy.get(s.gateway_request_id));
+          }
           const messages = await sql`select role, status, content from public.chat_messages
                                     where run_id = ${runId} or id = (select user_message_id from public.agent_runs where id = ${runId})
                                     order by created_at`;

@@ -96,11 +96,15 @@ export async function flushSettlements(): Promise<void> {
   }
 }
 
-/** Settles in the next batch; rejects when the batch call itself failed. */
+/**
+ * Settles in the next batch; rejects when the batch call itself failed. An agent run's call (run_id set) goes
+ * without the linger: the run's next step waits for what it cost.
+ */
 export function settleBatched(record: UsageRecord): Promise<BatchResult> {
   return new Promise((done, fail) => {
     pending.push({ record, done, fail });
-    scheduleFlush();
+    if (record.run_id) void sendNow();
+    else scheduleFlush();
   });
 }
 
