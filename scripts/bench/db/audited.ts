@@ -1,7 +1,8 @@
 // The seed's as-audited design, for comparison in the same run: a scratch cluster (scripts/db/scratch.ts, durable
 // like the stack's) with our migrations and seed and the same generated data, then our indexes and rollups taken
-// away, so the same operations run on what the seed had. Exactly what it lacks (AUDITED_LACKS, printed with the
-// table):
+// away, so the same operations run on what the seed had; and the seed's chat design (chat-seed-design.ts, applied
+// before the data is loaded). Exactly what it lacks (AUDITED_LACKS, printed with the table; CHAT_SEED_DESIGN with the
+// chat table):
 export const AUDITED_LACKS = [
   "every non-unique index of the tables the operations read (primary keys and unique constraints stay): " +
   "token_usage (user_id, created_at desc) and its other secondary indexes; purchased_employees' partial index " +
@@ -17,6 +18,7 @@ export const AUDITED_LACKS = [
 import postgres from "npm:postgres@3.4.9";
 import { join } from "node:path";
 import { applyMigrations, psql, ROOT, type ScratchDatabase, scratchDatabase } from "../../db/scratch.ts";
+import { CHAT_SEED_DESIGN_SQL } from "./chat-seed-design.ts";
 import { generate, type Loaded, type Scale } from "./generate.ts";
 import { progress } from "./stack.ts";
 
@@ -28,7 +30,10 @@ export const AUDITED_TABLES = [
   "private.employee_analytics_deltas",
 ];
 
-/** A scratch cluster with the schema, the seed and the generated data; not yet degraded (see degrade()). */
+/**
+ * A scratch cluster with the schema, the seed, the seed's chat design and the generated data; not yet degraded (see
+ * degrade()).
+ */
 export async function auditedCopy(
   scale: Scale,
   /** Called as soon as the cluster exists (so an interrupted run can remove it). */
@@ -40,6 +45,7 @@ export async function auditedCopy(
   try {
     await applyMigrations(db.url);
     await psql(db.url, { file: join(ROOT, "supabase", "seed.sql") });
+    await psql(db.url, { sql: CHAT_SEED_DESIGN_SQL });
     progress(
       `as-audited: scratch cluster with migrations and seed (${
         ((performance.now() - t) / 1000).toFixed(1)

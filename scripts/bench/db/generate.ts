@@ -1,6 +1,7 @@
 // bench:db's data generator: the seed's scale (--scale 1: 10 000 users, 500 AI employees with versions, 50 000
-// hires, 2 000 000 token_usage rows), set-based (generate_series, unnest), written as users bench-*@example.com and
-// employees bench-* so cleanup() can remove exactly them.
+// hires, 2 000 000 token_usage rows; 200 000 chat sessions with 2 000 000 messages, in chat-data.ts), set-based
+// (generate_series, unnest), written as users bench-*@example.com and employees bench-* so cleanup() can remove
+// exactly them.
 //
 // Through the product's real tables and triggers, as production writes them:
 //   users        auth.users → the identity trigger (public.users, profile, settings, balance)
@@ -15,6 +16,7 @@
 //                checks of rows whose users exist, do not fire), then usage_daily written in one
 //                insert … group by with exactly the trigger's sums (the users are new, so every day row is too).
 import type postgres from "npm:postgres@3.4.9";
+import { type ChatScale, chatScaleOf, cleanupChat, generateChat } from "./chat-data.ts";
 import { progress } from "./stack.ts";
 
 export type Scale = {
@@ -23,6 +25,7 @@ export type Scale = {
   hires: number;
   usage: number;
   ledgerPerUser: number;
+  chat: ChatScale;
 };
 
 export function scaleOf(factor: number): Scale {
@@ -33,6 +36,7 @@ export function scaleOf(factor: number): Scale {
     hires: Math.round(50_000 * factor),
     usage: Math.round(2_000_000 * factor),
     ledgerPerUser: 5,
+    chat: chatScaleOf(factor),
   };
 }
 
@@ -57,8 +61,10 @@ const CATEGORY_ROLES: [string, string, string, string][] = [
   ["operations", "Recruiting Coordinator", "People", "candidates interviews scheduling job posts hiring"],
 ];
 
-/** Deletes every row the generator made (users first: their hires, ratings, usage and ledger cascade). */
+/** Deletes every row the generator made (chat first, in bulk; then users: their hires, ratings, usage and ledger
+ * cascade). */
 export async function cleanup(sql: postgres.Sql): Promise<void> {
+  await cleanupChat(sql, BENCH_EMAIL);
   await sql`delete from auth.users where email like ${BENCH_EMAIL}`;
   await sql`delete from public.ai_employees where slug like ${BENCH_SLUG}`;
 }
@@ -196,13 +202,14 @@ export async function generate(sql: postgres.Sql, scale: Scale, label: string): 
          order by u.id, n`;
     }
   });
+  await generateChat(sql, scale.chat, users, step);
   await step(
     "analyze",
     () =>
       sql`analyze auth.users, public.users, public.ai_employees, public.ai_employee_versions,
                 public.purchased_employees, public.employee_ratings, public.employee_analytics,
                 private.employee_analytics_deltas, public.token_usage, public.usage_daily,
-                public.token_transactions, public.token_balances`,
+                public.token_transactions, public.token_balances, public.chat_sessions, public.chat_messages`,
   );
 
   const [c] = await sql`
@@ -214,7 +221,9 @@ export async function generate(sql: postgres.Sql, scale: Scale, label: string): 
            (select count(*) from public.employee_ratings where user_id = any(${users}::uuid[]))::int as ratings,
            (select count(*) from public.token_usage where user_id = any(${users}::uuid[]))::int as token_usage,
            (select count(*) from public.usage_daily where user_id = any(${users}::uuid[]))::int as usage_daily,
-           (select count(*) from public.token_transactions where user_id = any(${users}::uuid[]))::int as ledger`;
+           (select count(*) from public.token_transactions where user_id = any(${users}::uuid[]))::int as ledger,
+           (select count(*) from public.chat_sessions where user_id = any(${users}::uuid[]))::int as chat_sessions,
+           (select count(*) from public.chat_messages where user_id = any(${users}::uuid[]))::int as chat_messages`;
   const seconds = (performance.now() - started) / 1000;
   progress(`${label}: loaded in ${seconds.toFixed(1)} s: ${JSON.stringify(c)}`);
   return { users, counts: c as unknown as Record<string, number>, seconds };

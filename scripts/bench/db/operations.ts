@@ -35,6 +35,12 @@ export type Operation = {
 export const monthStart = () => new Date(Date.now() - 30 * 86_400_000);
 const isoDay = (d: Date) => d.toISOString().slice(0, 10);
 
+/** A read as PostgREST sends it: the rows of `query`, as the JSON body. */
+export const pgrstRead = (query: string) => `select coalesce(json_agg(t), '[]')::text from (${query}) t`;
+/** An RPC returning a set (a table function) as PostgREST calls it, its rows as the JSON body; named arguments. */
+export const pgrstRpc = (fn: string, args: string) =>
+  `select coalesce(json_agg(t), '[]')::text from public.${fn}(${args}) t`;
+
 const listing = (args: string) =>
   `with pgrst_source as (select public.list_ai_employees(${args}) as pgrst_scalar) ` +
   `select to_json(pgrst_source.pgrst_scalar)::text as body from pgrst_source`;
@@ -48,7 +54,7 @@ export function floor(t: Target): Operation {
       const user = t.users[n % t.users.length];
       return {
         user,
-        text: "select coalesce(json_agg(t), '[]')::text from (select id from public.users where id = $1) t",
+        text: pgrstRead("select id from public.users where id = $1"),
         params: [user],
       };
     },
@@ -106,8 +112,7 @@ export function seedOperations(t: Target): Operation[] {
       name: "usage: get_usage_summary, 30 days",
       call: (n) => ({
         user: userOf(n),
-        text:
-          "select coalesce(json_agg(t), '[]')::text from public.get_usage_summary(p_from := $1, p_to := $2) t",
+        text: pgrstRpc("get_usage_summary", "p_from := $1, p_to := $2"),
         params: [isoDay(monthStart()), isoDay(new Date())],
       }),
     },
@@ -139,7 +144,7 @@ export function restOperations(t: Target): Operation[] {
       name: "my balance",
       call: (n) => ({
         user: userOf(n),
-        text: "select coalesce(json_agg(t), '[]')::text from (select * from public.token_balances) t",
+        text: pgrstRead("select * from public.token_balances"),
         params: [],
       }),
       http: () => ({ path: "/token_balances?select=*" }),
@@ -149,8 +154,7 @@ export function restOperations(t: Target): Operation[] {
       name: "my ledger, newest 50",
       call: (n) => ({
         user: userOf(n),
-        text: "select coalesce(json_agg(t), '[]')::text from " +
-          "(select * from public.token_transactions order by created_at desc limit 50) t",
+        text: pgrstRead("select * from public.token_transactions order by created_at desc limit 50"),
         params: [],
       }),
       http: () => ({ path: "/token_transactions?select=*&order=created_at.desc&limit=50" }),
@@ -160,8 +164,7 @@ export function restOperations(t: Target): Operation[] {
       name: "my usage, 30 days (RPC)",
       call: (n) => ({
         user: userOf(n),
-        text:
-          "select coalesce(json_agg(t), '[]')::text from public.get_usage_summary(p_from := $1, p_to := $2) t",
+        text: pgrstRpc("get_usage_summary", "p_from := $1, p_to := $2"),
         params: [isoDay(monthStart()), isoDay(new Date())],
       }),
       http: () => ({
