@@ -22,7 +22,11 @@ export const CHAT_SEED_DESIGN_SQL = `
   drop index public.chat_messages_search_idx;
   create index chat_messages_session_id_created_at_idx on public.chat_messages (session_id, created_at desc);
   alter table public.chat_messages drop constraint owner_is_the_sessions;
+  -- The agent runs' session key (60_agents) rests on it too: in the seed, a run references its session alone.
+  alter table public.agent_runs drop constraint session_is_the_owners;
   alter table public.chat_sessions drop constraint chat_sessions_id_user_id_key;
+  alter table public.agent_runs add constraint agent_runs_session_id_fkey
+    foreign key (session_id) references public.chat_sessions (id) on delete cascade;
   alter table public.chat_messages add constraint chat_messages_session_id_fkey
     foreign key (session_id) references public.chat_sessions (id) on delete cascade;
 
