@@ -360,18 +360,9 @@ function line(points) {
   return { a: my - b * mx, b };
 }
 
-export function agentReport(p, overhead, noWait, cache, cfg) {
+export function agentReport(p, overhead, cache, cfg) {
   if (overhead) {
     overheadSection(p, overhead, cfg);
-  }
-  if (noWait) {
-    p(
-      `The same at c=1 from a second functions server whose runtime has AGENT_SETTLE_WAIT_MS=0 (a model step is ` +
-        `stored without waiting for its call's settlement, so the step's cost_tokens stays empty and the cost cap ` +
-        `reads what has settled so far): what that wait costs.`,
-    );
-    p();
-    overheadSection(p, noWait, cfg, false);
   }
   if (cache) cacheSection(p, cache, cfg);
 }
@@ -446,13 +437,13 @@ function overheadSection(p, overhead, cfg, intro = true) {
       );
       row(
         "at the fake → step stored",
-        "the fake answers (streamed), back through the gateway and the SDK, then the step waits for its call's settlement (batch linger 20 ms + commit)",
+        "the fake answers (streamed), back through the gateway and the SDK, and the step is stored (record_agent_step)",
         tot("back"),
       );
       row("… of which the fake", "the direct reference per call", fake);
       row(
         "between steps",
-        "record_agent_step, the calculator and its step row, events, the cost-cap read",
+        "the calculator and its step row (record_agent_step), waiting for the call's settlement (sent at once) before the cost cap",
         tot("between"),
       );
       row("last step → answer", "finish_agent_run, the final events, the JSON answer", tot("end"), false);

@@ -46,8 +46,6 @@
 //   BENCH_AGENT_RUNS=30          measured runs per step count and concurrency (after BENCH_AGENT_WARMUP=2)
 //   BENCH_AGENT_CONCURRENCY=4    the concurrent overhead rows (beside c=1)
 //   BENCH_CACHE_TURNS=10         user messages of each prompt-cache conversation
-//   BENCH_AGENT_NO_SETTLE_WAIT=1 also the c=1 overhead rows from a second functions server with
-//                                AGENT_SETTLE_WAIT_MS=0 (steps stored without waiting for their call's settlement)
 import autocannon from "autocannon";
 import { execFileSync, spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
@@ -105,7 +103,6 @@ const CFG = {
   agentWarmup: num("BENCH_AGENT_WARMUP", 2),
   agentConcurrency: Math.max(1, num("BENCH_AGENT_CONCURRENCY", 4)),
   cacheTurns: num("BENCH_CACHE_TURNS", 10),
-  agentNoSettleWait: num("BENCH_AGENT_NO_SETTLE_WAIT", 1) > 0,
 };
 if (!["ES256", "HS256"].includes(CFG.jwtAlg)) throw new Error("BENCH_JWT_ALG must be ES256 or HS256");
 if (!["upstash", "postgres"].includes(CFG.limits)) {
@@ -580,8 +577,7 @@ async function main() {
   const keys = JSON.parse(fs.readFileSync(KEYS_FILE, "utf8"));
   const loadStart = os.loadavg();
 
-  const [fakePort, fnPort, pkPort, pkStreamPort, controlPort, fnNoWaitPort] = await Promise.all([
-    freePort(),
+  const [fakePort, fnPort, pkPort, pkStreamPort, controlPort] = await Promise.all([
     freePort(),
     freePort(),
     freePort(),
@@ -636,12 +632,6 @@ async function main() {
       },
     );
   const functions = functionsServer("functions-server", fnPort, envFile);
-  // The same, with agent steps stored without waiting for their call's settlement (what that wait costs).
-  const noWaitEnv = path.join(TMP, "functions-no-wait.env");
-  fs.writeFileSync(noWaitEnv, fs.readFileSync(envFile, "utf8") + "AGENT_SETTLE_WAIT_MS=0\n");
-  const noWait = CFG.agents && CFG.agentNoSettleWait
-    ? functionsServer("functions-server-no-settle-wait", fnNoWaitPort, noWaitEnv)
-    : null;
 
   // 3. Portkey: stock for the load runs; with the streaming fix (see portkey-stream-fix.mjs) for TTFB.
   const pkEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
@@ -671,7 +661,6 @@ async function main() {
   await Promise.all([
     waitPort(fake, fakePort),
     waitPort(functions, fnPort),
-    noWait && waitPort(noWait, fnNoWaitPort),
     waitPort(portkey, pkPort),
     portkeyStream && waitPort(portkeyStream, pkStreamPort),
   ]);
@@ -812,16 +801,6 @@ async function main() {
     };
     results.agents = await benchAgentOverhead(ctx);
     await settled();
-    if (noWait) {
-      const url = `http://127.0.0.1:${fnNoWaitPort}`;
-      results.agentsNoWait = await benchAgentOverhead({
-        ...ctx,
-        cfg: { ...CFG, agentConcurrency: 1 },
-        agentsUrl: `${url}/functions/v1/agents-execute`,
-        tokens: new Map([...agentTokens.keys()].map((id) => [id, userToken(keys, id, url)])),
-      });
-      await settled();
-    }
     if (CFG.cacheTurns > 0) results.promptCache = await benchPromptCache(ctx);
     await settled();
   }
@@ -1011,7 +990,7 @@ function report() {
   }
 
   if (results.agents || results.promptCache) {
-    agentReport(p, results.agents, results.agentsNoWait, results.promptCache, CFG);
+    agentReport(p, results.agents, results.promptCache, CFG);
   }
 
   if (results.profile) {
