@@ -7,6 +7,7 @@
 import type { ModelMessage, SystemModelMessage } from "npm:ai@7.0.173";
 import { tokensForBytes, utf8Bytes } from "../_shared/gateway/providers/adapter.ts";
 import { db } from "../_shared/platform/db.ts";
+import { sha256Hex } from "../_shared/platform/hash.ts";
 import type { BegunRun } from "./start.ts";
 
 /** Deepest the thread is read back (the token budget usually cuts it first). */
@@ -60,11 +61,5 @@ export function fitWindow(newestFirst: { role: "user" | "assistant"; content: st
 
 /** The stable prefix's identity (its SHA-256, shortened): OpenAI's prompt_cache_key. */
 export async function promptCacheKey(run: BegunRun): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(`${run.model}\n${systemPrompt(run)}`),
-  );
-  return `aie-${
-    Array.from(new Uint8Array(digest).slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")
-  }`;
+  return `aie-${await sha256Hex(`${run.model}\n${systemPrompt(run)}`, 12)}`;
 }

@@ -2,6 +2,7 @@
 // fingerprint (the same key with another request is refused by start_agent_run).
 import { clientIdempotencyKey } from "../_shared/billing/idempotency.ts";
 import { readJson, z } from "../_shared/http/validation.ts";
+import { sha256Hex } from "../_shared/platform/hash.ts";
 import { MAX_STEPS_LIMIT } from "./settings.ts";
 
 const MAX_MESSAGE_CHARS = 32_000;
@@ -36,6 +37,5 @@ export async function readExecuteRequest(req: Request): Promise<ExecuteRequest> 
 async function fingerprintOf(body: ExecuteBody): Promise<string> {
   const { stream: _stream, ...what } = body;
   const canonical = JSON.stringify(Object.keys(what).sort().map((k) => [k, what[k as keyof typeof what]]));
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return await sha256Hex(canonical);
 }

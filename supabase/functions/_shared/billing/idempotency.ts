@@ -3,6 +3,7 @@
 // Checkout Session.
 import { HttpError } from "../http/errors.ts";
 import type { BillingUser } from "./customer.ts";
+import { sha256Hex } from "../platform/hash.ts";
 
 export type CheckoutKind = "subscription" | "token_pack";
 
@@ -25,11 +26,6 @@ export function clientIdempotencyKey(req: Request): string | null {
     );
   }
   return value;
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Logger } from "./log.ts";
 import { withTimeout } from "./deadline.ts";
 import { env } from "./env.ts";
 import { redis } from "./redis.ts";
+import { sha256Hex } from "./hash.ts";
 
 export type CacheOutcome = "hit" | "miss" | "bypass";
 
@@ -24,9 +25,8 @@ export async function etagOf(body: string): Promise<string> {
 }
 
 /** A key part for free text (a search): its SHA-256 in hex, so any input makes a short, safe key. */
-export async function keyHash(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+export function keyHash(text: string): Promise<string> {
+  return sha256Hex(text, 16);
 }
 
 function isEntry(v: unknown): v is Entry {

@@ -1,41 +1,14 @@
-// What the agents-execute tests share: a test employee (its model, tools and settings) hired by a test user with
-// tokens, calls to agents-execute as a front end makes them (fetch, its SSE parsed), and reads of what a run left.
+// What the agents-execute tests share: a test employee (catalog.ts: its model, tools and settings) hired by a test
+// user with tokens, calls to agents-execute as a front end makes them (fetch, its SSE parsed), and reads of what a
+// run left.
 import assert from "node:assert/strict";
+import type { Employee } from "./catalog.ts";
 import type { Sql } from "./db.ts";
 import { F, type GwUser, sleep } from "./gateway.ts";
 
 export const AGENTS = `${F}/agents-execute`;
 
-export type Employee = { id: string; slug: string; category: string };
-
-/** A listed test employee in its own category, with a version made by the catalog's trigger. */
-export async function createEmployee(
-  sql: Sql,
-  fields: {
-    provider: string;
-    model: string;
-    tools?: string[];
-    settings?: Record<string, unknown>;
-    prompt?: string;
-  },
-): Promise<Employee> {
-  const category = `test-agents-${crypto.randomUUID().slice(0, 8)}`;
-  const slug = `${category}-worker`;
-  await sql`insert into public.ai_employee_categories (slug, name) values (${category}, 'Agents test')`;
-  const [row] = await sql<{ id: string }[]>`
-    insert into public.ai_employees (slug, name, role, category, department, level, status, short_description,
-                                     provider, model, system_prompt, tools, generation_settings)
-    values (${slug}, 'Worker', 'Test role', ${category}, 'Test', 'mid', 'available', 'A test employee',
-            ${fields.provider}, ${fields.model}, ${fields.prompt ?? `You are the test worker ${slug}.`},
-            ${fields.tools ?? []}, ${sql.json((fields.settings ?? {}) as never)})
-    returning id`;
-  return { id: row.id, slug, category };
-}
-
-export async function deleteEmployee(sql: Sql, e: Employee): Promise<void> {
-  await sql`delete from public.ai_employees where id = ${e.id}`;
-  await sql`delete from public.ai_employee_categories where slug = ${e.category}`;
-}
+export { createEmployee, deleteEmployee, type Employee } from "./catalog.ts";
 
 /** The user's hire of the employee (as hire_employee makes it: the database pins the version). */
 export async function hire(sql: Sql, user: GwUser, e: Employee): Promise<string> {

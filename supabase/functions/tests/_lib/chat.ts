@@ -7,6 +7,7 @@ import { type AuthScenario, authScenario, type SignedUp } from "./auth.ts";
 import { testSql } from "./db.ts";
 import { type Client, serviceClient } from "./supabase.ts";
 import type { Database } from "../../_shared/database.types.ts";
+import { createEmployee, deleteEmployee } from "./catalog.ts";
 
 type Tables = Database["public"]["Tables"];
 export type Hire = Database["public"]["Functions"]["hire_employee"]["Returns"];
@@ -35,16 +36,14 @@ export type ChatScenario = AuthScenario & {
 /** Runs `fn` with a fresh test employee and its hirers, all deleted afterwards (users first, then the employee). */
 export async function chatScenario(fn: (s: ChatScenario) => Promise<void>): Promise<void> {
   const sql = testSql(1);
-  const category = `test-chat-${crypto.randomUUID().slice(0, 8)}`;
-  const slug = `${category}-assistant`;
+  const employee = await createEmployee(sql, {
+    provider: "openai",
+    model: "gpt-4o-mini",
+    prompt: "You are a test.",
+    prefix: "test-chat",
+  });
+  const { id, slug } = employee;
   try {
-    await sql`insert into public.ai_employee_categories (slug, name) values (${category}, 'Chat client test')`;
-    const [{ id }] = await sql`
-      insert into public.ai_employees (slug, name, role, category, department, level, status, short_description,
-                                       provider, model, system_prompt)
-      values (${slug}, 'Chat assistant', 'Test role', ${category}, 'Test', 'mid', 'available', 'A chat test employee',
-              'openai', 'gpt-4o-mini', 'You are a test.')
-      returning id`;
     // authScenario deletes its users (their hires, sessions and messages by cascade) before the employee goes.
     await authScenario((auth) =>
       fn({
@@ -62,8 +61,7 @@ export async function chatScenario(fn: (s: ChatScenario) => Promise<void>): Prom
       })
     );
   } finally {
-    await sql`delete from public.ai_employees where category = ${category}`;
-    await sql`delete from public.ai_employee_categories where slug = ${category}`;
+    await deleteEmployee(sql, employee);
     await sql.end();
   }
 }
