@@ -242,6 +242,25 @@ agentTest(
 );
 
 agentTest(
+  "a cancel asked on another instance reaches the run with its heartbeat",
+  async ({ fake, user, hireId }) => {
+    fake.setScript({ reply: "one two three four", chunks: 4, hangAfterChunks: 1 });
+    const res = await execute(user.token, { hire_id: hireId, message: "hang", stream: true });
+    const reader = readEvents(res);
+    const until = Date.now() + 10_000;
+    while (!((fake.calls.at(-1)?.chunksSent ?? 0) >= 1) && Date.now() < until) await sleep(20);
+    // What request_agent_run_cancel does on an instance that does not run it: only the database knows.
+    const [run] = await sql`select id from public.agent_runs where user_id = ${user.id}`;
+    await sql`select * from private.request_agent_run_cancel(${user.id}, ${run.id})`;
+    const events = await reader;
+    assert.ok(events.some((e) => e.type === "run.cancelled"), events.map((e) => e.type).join(","));
+    const over = await runOver(sql, run.id);
+    assert.deepEqual([over.status, over.error_code], ["cancelled", "cancelled_by_user"]);
+    assert.equal(fake.calls.at(-1)?.aborted, true, "the call in flight was aborted upstream");
+  },
+);
+
+agentTest(
   "a client that disconnects does not stop the run, and replays what it missed",
   async ({ fake, user, hireId }) => {
     fake.setScript({ reply: "alpha beta gamma delta", chunks: 4, chunkDelayMs: 150 });
