@@ -215,6 +215,15 @@ async function withStack(
   }
 }
 
+/** Waits until at least `n` streams the provider answered 200 are still running (fails after 20 s). */
+async function streamsInFlight(fake: Awaited<ReturnType<typeof startFakeLlm>>, n: number) {
+  const deadline = Date.now() + 20_000;
+  while (fake.calls.filter((c) => c.status === 200 && !c.completed && !c.aborted).length < n) {
+    assert.ok(Date.now() < deadline, `${n} streams in flight before the fault`);
+    await sleep(20);
+  }
+}
+
 /** After recovery: every call the provider answered 200 has exactly one usage row; nothing lost, held or doubled. */
 async function assertNothingLost(
   stack: Stack,
@@ -272,9 +281,12 @@ for (const fault of ["stopped cleanly", "crashed", "frozen"] as const) {
     sanitizeOps: false,
     async fn() {
       await withStack(async (stack, tokens, fake) => {
-        fake.setScript({ inputTokens: 40, outputTokens: 20, chunks: 5, chunkDelayMs: 20 });
+        // Streams of about a second: those running when the fault comes end during the outage, so their
+        // settlements must take the fallback (a busy machine could otherwise leave none in flight at that moment).
+        fake.setScript({ inputTokens: 40, outputTokens: 20, chunks: 5, chunkDelayMs: 200 });
         const load = traffic(stack, tokens);
         await sleep(1_500);
+        await streamsInFlight(fake, 3);
         const before = load.results.length;
         const outageStart = load.results.length;
         if (fault === "frozen") {
