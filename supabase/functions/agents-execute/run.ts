@@ -6,9 +6,11 @@
 //     ends, with its gateway request id, tokens and, once settled, cost
 //     each tool call it asks for: the same call (tool and arguments) as an earlier one? (incomplete:
 //     repeated_tool_call) · else run within the tool's limits (tools/limits.ts) and stored as a tool_call step
-//   → the answer, written once with the run's end (finish_agent_run), and the final events.
-// A heartbeat beats every few seconds meanwhile (a cancel asked on another instance arrives with it). Every step
-// is stored as it ends, so a worker that dies leaves a run the sweep expires, and nothing half-written.
+//   → every step's write committed → the answer, written once with the run's end (finish_agent_run), and the
+//     final events.
+// A heartbeat beats every few seconds meanwhile (a cancel asked on another instance arrives with it, or with a
+// step's write). Every step's write is sent as it ends, write-behind (step-writer.ts), so a worker that dies leaves
+// a run the sweep expires, and nothing half-written.
 import { type ModelMessage, streamText, type ToolSet, zodSchema } from "npm:ai@7.0.173";
 import type { InProcessCall } from "../_shared/gateway/handler.ts";
 import type { Provider } from "../_shared/gateway/providers/adapter.ts";
@@ -25,10 +27,10 @@ import {
   type BegunRun,
   finishRun,
   heartbeat,
-  recordStep,
   runCostNow,
   type RunEnd,
 } from "./start.ts";
+import { StepWriter } from "./step-writer.ts";
 import { runWithLimits } from "./tools/limits.ts";
 import { toolsFor } from "./tools/registry.ts";
 import type { AgentTool, ToolContext } from "./tools/tool.ts";
@@ -56,25 +58,37 @@ type ModelStep = {
 
 class Cancelled extends Error {}
 
-/** A run as it executes: its input, and the settlements of the calls it made (waited for at its end). */
-type Running = RunInput & { settlements: Promise<void>[]; billed: { tokens: number } };
+/**
+ * A run as it executes: its input, the settlements of the calls it made (waited for at its end), what those that
+ * settled cost, and the holds of those still settling (the most they are expected to cost).
+ */
+type Running = RunInput & {
+  settlements: Promise<void>[];
+  billed: { tokens: number };
+  unsettled: { holdTokens: number };
+};
 
 /**
  * The hooks of one call: once admitted, its settlement is kept with the run's (a step never waits for it; the
- * run's end does); `admitted` also hears its request id.
+ * cost cap does only when the call's hold could reach the cap, and the run's end does); `admitted` also hears its
+ * request id.
  */
 function settlementOf(
   running: Running,
   admitted: (requestId: string) => void = () => {},
 ): Pick<InProcessCall, "onAdmitted" | "onSettled"> {
   const settled = Promise.withResolvers<void>();
+  let hold = 0;
   return {
-    onAdmitted: (requestId) => {
+    onAdmitted: (requestId, holdTokens) => {
+      hold = holdTokens;
+      running.unsettled.holdTokens += hold;
       running.settlements.push(settled.promise);
       admitted(requestId);
     },
     onSettled: (recorded) => {
       if (recorded.outcome === "settled") running.billed.tokens += recorded.costTokens;
+      running.unsettled.holdTokens -= hold;
       settled.resolve();
     },
   };
@@ -83,7 +97,8 @@ function settlementOf(
 /** Starts the run in the background (the client may leave; the run goes on) and registers it as live here. */
 export function launchRun(input: RunInput, events: RunEvents): Promise<void> {
   const abort = new AbortController();
-  const done = execute({ ...input, settlements: [], billed: { tokens: 0 } }, events, abort).catch((e) => {
+  const running: Running = { ...input, settlements: [], billed: { tokens: 0 }, unsettled: { holdTokens: 0 } };
+  const done = execute(running, events, abort).catch((e) => {
     input.log.error("agent run crashed", {
       run_id: input.runId,
       error: e instanceof Error ? e.message : String(e),
@@ -110,13 +125,20 @@ async function execute(input: Running, events: RunEvents, abort: AbortController
   }, settings.heartbeatMs);
 
   const answer: AnswerMessage = { content: "", parts: [], gateway_request_id: null };
+  const writer = new StepWriter(runId, () => abort.abort(new Cancelled()));
   let end: RunEnd;
   try {
-    end = await steps(input, run, events, abort, answer, started);
+    end = await steps(input, run, events, abort, answer, started, writer);
   } catch (e) {
     end = abort.signal.aborted ? { status: "cancelled", errorCode: "cancelled_by_user" } : failureOf(e, log);
   } finally {
     clearInterval(beat);
+  }
+  // Every step is stored before the run's end is: a step that could not be is the run's failure.
+  try {
+    await writer.drain();
+  } catch (e) {
+    if (end.status !== "failed") end = failureOf(e, log);
   }
 
   const finished = await finishRun(runId, end, answer);
@@ -146,6 +168,7 @@ async function steps(
   abort: AbortController,
   answer: AnswerMessage,
   started: number,
+  writer: StepWriter,
 ): Promise<RunEnd> {
   const { runId, settings } = input;
   const { tools, unknown } = toolsFor(run.tools);
@@ -157,21 +180,34 @@ async function steps(
   const toolContext = contextFor(input, abort.signal);
   const generation = (run.generation_settings ?? {}) as Record<string, unknown>;
 
-  let costSoFar = 0;
   for (let modelCalls = 0;; modelCalls++) {
+    writer.check();
     if (abort.signal.aborted) throw new Cancelled();
     if (performance.now() - started > settings.runWallMs) {
       return { status: "incomplete", reason: "time_limit" };
     }
-    // What its calls were billed so far: their settlements (sent at once, done while the step was stored and its
-    // tools ran), else what record_agent_step last said (a call that went to the outbox counts when it lands).
-    await withTimeout(Promise.all(input.settlements), 3_000, "the run's settlements").catch(() => {});
-    if (Math.max(costSoFar, input.billed.tokens) >= run.max_cost_tokens) {
+    // What its calls were billed so far: their settlements (sent at once, mostly done while its tools ran), else
+    // what the last step's write read (a call that went to the outbox counts when it lands). Waited for only when
+    // the holds of the calls still settling could take the run to its cap.
+    const billed = () => Math.max(writer.costTokens, input.billed.tokens);
+    if (billed() + input.unsettled.holdTokens >= run.max_cost_tokens) {
+      await withTimeout(Promise.all(input.settlements), 3_000, "the run's settlements").catch(() => {});
+    }
+    if (billed() >= run.max_cost_tokens) {
       return { status: "incomplete", reason: "max_cost" };
     }
     if (modelCalls >= run.max_steps) return { status: "incomplete", reason: "max_steps" };
 
-    const step = await modelStep(input, run, generation, messages, toolSet, events, abort.signal);
+    const step = await modelStep(
+      input,
+      run,
+      generation,
+      messages,
+      toolSet,
+      events,
+      abort.signal,
+      run.max_steps - modelCalls,
+    );
     answer.gateway_request_id = step.requestId;
     if (step.text) {
       answer.content += (answer.content ? "\n\n" : "") + step.text;
@@ -179,7 +215,7 @@ async function steps(
     }
     // A call that failed or was cancelled is a step too, with what it produced (and billed).
     const failed = step.outcome === "failed" ? failureOf(step.error, input.log) : null;
-    const signals = await recordStep(runId, {
+    writer.write({
       kind: "model_call",
       status: step.outcome,
       error_code: failed?.status === "failed"
@@ -197,9 +233,8 @@ async function steps(
       started_at: step.startedAt,
       ended_at: new Date().toISOString(),
     });
-    costSoFar = signals.cost_tokens;
     if (failed) return failed;
-    if (step.outcome === "cancelled" || signals.cancel_requested) throw new Cancelled();
+    if (step.outcome === "cancelled") throw new Cancelled();
     messages.push(...step.responseMessages);
 
     if (step.toolCalls.length === 0) {
@@ -242,7 +277,7 @@ async function steps(
         output: result.output,
         ok: result.ok,
       });
-      const toolSignals = await recordStep(runId, {
+      writer.write({
         kind: "tool_call",
         tool_name: tool ? call.toolName : "unknown_tool",
         tool_call_id: call.toolCallId,
@@ -253,8 +288,6 @@ async function steps(
         started_at: startedAt,
         ended_at: new Date().toISOString(),
       });
-      costSoFar = toolSignals.cost_tokens;
-      if (toolSignals.cancel_requested) throw new Cancelled();
       (results.content as unknown[]).push({
         type: "tool-result",
         toolCallId: call.toolCallId,
@@ -277,12 +310,15 @@ async function modelStep(
   tools: ToolSet,
   events: RunEvents,
   signal: AbortSignal,
+  stepsLeft: number,
 ): Promise<ModelStep & { startedAt: string }> {
   const startedAt = new Date().toISOString();
   let requestId: string | null = null;
   const call = (): InProcessCall => ({
     sessionId: input.sessionId,
     runId: input.runId,
+    // The steps it may still take: admitted from one lease, not one lease renewal each.
+    callsAhead: stepsLeft,
     ...settlementOf(input, (id) => requestId = id),
   });
   const model = modelFor(run.provider, run.model, generation, input.userToken, call);

@@ -185,6 +185,42 @@ Deno.test("leases: a user who keeps calling is admitted from memory, with far fe
   }
 });
 
+Deno.test("leases: a caller that says its next calls are coming (an agent run) gets one lease for them, and the headroom ahead", async () => {
+  for (const upstash of [true, false]) {
+    const label = upstash ? "with Upstash" : "Postgres limits";
+    const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash, latencyMs: 1 });
+    const book = createLeaseBook(store, SETTINGS);
+    // Step 1 of 4: the lease is sized for the four, though the plan is not known yet.
+    const first = await book.admit(USER, CALL, 4);
+    assert.deepEqual(state.requests.map((r) => r.calls), [4], label);
+    assert.equal(state.held, 4 * HOLD, `${label}: four calls' worth held`);
+    await sleep(20); // the call runs; with Upstash, the headroom of the next three is taken meanwhile
+    done(first, HOLD / 2);
+    const takes = state.takes.length;
+    if (upstash) {
+      assert.ok(
+        state.takes.some((t) => t.key.startsWith("gw:rpm") && t.cost === 3),
+        `${label}: the next three calls' requests taken while the first ran: ${JSON.stringify(state.takes)}`,
+      );
+    }
+    for (let left = 3; left >= 1; left--) done(await book.admit(USER, CALL, left), HOLD / 2);
+    // (A top-up ahead, in the background, may go out as the lease runs low; no call waits for it.)
+    assert.equal(
+      state.requests.filter((r) => !r.ahead).length,
+      1,
+      `${label}: steps 2-4 waited on no lease call`,
+    );
+    assert.equal(state.takes.length, takes, `${label}: steps 2-4 waited on no Upstash take`);
+    await sleep(SETTINGS.idleMs * 3);
+    assert.equal(state.held, 0, `${label}: the lease went back once idle`);
+  }
+  // Without the hint nothing changes: one call's worth at first.
+  const { store, state } = fakeStore({ balance: 1e12, plan: ROOMY, upstash: true });
+  const book = createLeaseBook(store, SETTINGS);
+  done(await book.admit(USER, CALL), 10);
+  assert.deepEqual(state.requests.map((r) => r.calls), [1]);
+});
+
 Deno.test("leases: a small plan is admitted call by call, and each call's lease goes back when it ends", async () => {
   // rpm 7: an eighth of it is below one call, so no lease ever holds more than the call.
   const { store, state } = fakeStore({ balance: 1e9, plan: { ...ROOMY, rpm: 7 }, upstash: true });

@@ -24,10 +24,18 @@ import type { Recorded } from "./settlement/record.ts";
 export type InProcessCall = {
   sessionId: string;
   runId: string;
-  /** The gateway's request id of the call (its token_usage row), as soon as it is admitted. */
-  onAdmitted?: (requestId: string) => void;
+  /**
+   * The gateway's request id of the call (its token_usage row) and its hold (the most it is expected to cost, in
+   * platform tokens), as soon as it is admitted.
+   */
+  onAdmitted?: (requestId: string, holdTokens: number) => void;
   /** How the call settled (its cost in platform tokens when it did at once). */
   onSettled?: (recorded: Recorded) => void;
+  /**
+   * The calls, this one included, the caller will make one after another if nothing stops it (an agent run's
+   * remaining steps): the lease is sized for them, so the next ones are admitted from memory.
+   */
+  callsAhead?: number;
 };
 
 const inProcessCalls = new WeakMap<Request, InProcessCall>();
@@ -67,9 +75,13 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
   // Admit: from this instance's lease of the user's budget and limits, or after renewing it (one SQL call and,
   // when Upstash counts the limits, one Upstash call).
   const inputEstimate = described.free ? 0 : estimateInputTokens(utf8Bytes(raw));
-  const ticket = await gateway.leases.admit(claims.sub, callShape(described, inputEstimate));
   const inProcess = inProcessCalls.get(req);
-  inProcess?.onAdmitted?.(ctx.requestId);
+  const ticket = await gateway.leases.admit(
+    claims.sub,
+    callShape(described, inputEstimate),
+    inProcess?.callsAhead,
+  );
+  inProcess?.onAdmitted?.(ctx.requestId, ticket.hold);
   const call: CallState = {
     requestId: ctx.requestId,
     userId: claims.sub,

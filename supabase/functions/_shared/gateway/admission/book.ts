@@ -25,7 +25,7 @@ import { currentHeadroom, limitHeaders } from "./headroom.ts";
 import { type CallShape, callTokens, holdTokens, maxOutputOf, type PlanInfo } from "./hold.ts";
 import { freshPlan, freshPrice } from "./plan-cache.ts";
 import { giveBack, release } from "./release.ts";
-import { refreshAhead, renew } from "./renewal.ts";
+import { refreshAhead, renew, takeHeadroomAhead } from "./renewal.ts";
 import { type Book, type Lease, type LeaseSettings, newBook, type UserState, userState } from "./state.ts";
 import type { LeaseStore } from "./store.ts";
 
@@ -49,7 +49,14 @@ export type Ticket = {
 };
 
 /** The call's ticket, its hold and headroom taken from the lease; null when the lease cannot cover it. */
-function admitFromLease(book: Book, u: UserState, lease: Lease, call: CallShape, now: number): Ticket | null {
+function admitFromLease(
+  book: Book,
+  u: UserState,
+  lease: Lease,
+  call: CallShape,
+  now: number,
+  callsAhead: number,
+): Ticket | null {
   const plan = freshPlan(u, now, book.settings.planTtlMs);
   const price = plan ? freshPrice(u, call, now, book.settings.planTtlMs) : null;
   if (!plan || !price) return null;
@@ -62,6 +69,7 @@ function admitFromLease(book: Book, u: UserState, lease: Lease, call: CallShape,
   lease.reserved += hold;
   clearTimeout(lease.idleTimer);
   refreshAhead(book, u, lease, call, hold);
+  if (callsAhead > 1) takeHeadroomAhead(book, u, lease, plan, call, callsAhead - 1);
   return ticket(book, u, lease, plan, call, hold, now);
 }
 
@@ -98,8 +106,12 @@ function ticket(
   };
 }
 
-/** Admits a call of `userId`, from the lease if it can, else after a renewal; throws the refusal. */
-async function admit(book: Book, userId: string, call: CallShape): Promise<Ticket> {
+/**
+ * Admits a call of `userId`, from the lease if it can, else after a renewal; throws the refusal. `callsAhead`: the
+ * calls (this one included) the caller knows it is about to make one after another (an agent run's remaining
+ * steps); a renewal leases at least that many calls' worth, within the usual bounds (renewal.ts).
+ */
+async function admit(book: Book, userId: string, call: CallShape, callsAhead: number): Promise<Ticket> {
   const u = userState(book, userId);
   // The lease this admission counts as active on while it waits (so it is not given back meanwhile).
   let waiting: Lease | null = null;
@@ -111,13 +123,13 @@ async function admit(book: Book, userId: string, call: CallShape): Promise<Ticke
         lease.active++;
         waiting = lease;
       }
-      const admitted = admitFromLease(book, u, lease, call, Date.now());
+      const admitted = admitFromLease(book, u, lease, call, Date.now(), callsAhead);
       if (admitted) {
         waiting = null; // the ticket keeps the lease active until the call ends
         return admitted;
       }
       if (lease.renewing) await lease.renewing.catch(() => {});
-      else await renew(book, u, lease, call);
+      else await renew(book, u, lease, call, callsAhead);
     }
   } finally {
     if (waiting) release(book, u, waiting);
@@ -136,7 +148,8 @@ function closeAll(book: Book) {
 export function createLeaseBook(store: LeaseStore, settings: LeaseSettings) {
   const book = newBook(store, settings);
   return {
-    admit: (userId: string, call: CallShape): Promise<Ticket> => admit(book, userId, call),
+    admit: (userId: string, call: CallShape, callsAhead = 1): Promise<Ticket> =>
+      admit(book, userId, call, callsAhead),
     closeAll: () => closeAll(book),
   };
 }

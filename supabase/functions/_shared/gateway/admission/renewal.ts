@@ -4,7 +4,7 @@
 //
 // How big a lease is: one call at first. A user who comes back within settings.growWindowMs of the last renewal
 // gets twice as many calls' worth the next time (up to settings.maxCalls), and one who does not starts again at
-// one. It is never more than an eighth of the plan's per-minute limits, and never more than a quarter of the
+// one; a caller that knows its next calls (an agent run: its remaining steps) gets at least that many. It is never more than an eighth of the plan's per-minute limits, and never more than a quarter of the
 // unreserved balance beyond the call that asked (gateway_lease).
 import { HttpError } from "../../http/errors.ts";
 import { rateLimited } from "../../limits/ratelimit.ts";
@@ -39,9 +39,12 @@ function refusal(reply: LeaseReply): HttpError {
   }
 }
 
-/** How many calls' worth to ask for: grown for a user who keeps coming back, within the plan's limits. */
-function callsToLease(u: UserState, plan: PlanInfo | null, tokens: number): number {
-  if (!plan) return 1;
+/**
+ * How many calls' worth to ask for: grown for a user who keeps coming back (or the calls the caller says are
+ * coming), within the plan's limits; before the plan is known, the calls the caller says are coming (else one).
+ */
+function callsToLease(u: UserState, plan: PlanInfo | null, tokens: number, callsAhead: number): number {
+  if (!plan) return callsAhead;
   const byRequests = Math.max(1, Math.floor(plan.rpm / 8));
   const byTokens = Math.max(1, Math.floor(plan.tpm / 8 / Math.max(tokens, 1)));
   return Math.max(1, Math.min(u.calls, byRequests, byTokens));
@@ -90,16 +93,18 @@ function applyLease(book: Book, u: UserState, lease: Lease, reply: LeaseReply, c
 }
 
 /** One renewal at a time per lease; waiting admissions retry after it. Throws the refusal, if any. */
-export async function renew(book: Book, u: UserState, lease: Lease, call: CallShape) {
+export async function renew(book: Book, u: UserState, lease: Lease, call: CallShape, callsAhead = 1) {
   const { settings, store } = book;
   const now = Date.now();
-  u.calls = now - u.lastRenewalAt < settings.growWindowMs ? Math.min(u.calls * 2, settings.maxCalls) : 1;
+  const grown = now - u.lastRenewalAt < settings.growWindowMs ? u.calls * 2 : 1;
+  const ahead = Math.max(1, Math.min(Math.floor(callsAhead), settings.maxCalls));
+  u.calls = Math.min(Math.max(grown, ahead), settings.maxCalls);
   u.lastRenewalAt = now;
   const plan = freshPlan(u, now, settings.planTtlMs);
   // A fresh price: a lease call said ok for this model within the TTL (which models a plan may call is decided
   // there only); without one, the lease call decides.
   const price = plan ? freshPrice(u, call, now, settings.planTtlMs) : null;
-  const calls = callsToLease(u, plan, plan ? callTokens(plan, call) : 0);
+  const calls = callsToLease(u, plan, plan ? callTokens(plan, call) : 0, ahead);
   const userId = lease.userId;
   const work = (async () => {
     if (plan && price && store.take) {
@@ -141,4 +146,31 @@ export function refreshAhead(book: Book, u: UserState, lease: Lease, call: CallS
       u.refreshing = false;
       release(book, u, lease);
     });
+}
+
+/**
+ * When the caller said more calls are coming (an agent run's next steps) and the limiter headroom is spent: takes
+ * the headroom for them from Upstash now, while this call runs, as a renewal of the lease (the next call waits for
+ * it instead of taking its own). Within the usual bounds (takeFromUpstash: never more than half of what the
+ * window had left); a refusal is left to the next call's own renewal.
+ */
+export function takeHeadroomAhead(
+  book: Book,
+  u: UserState,
+  lease: Lease,
+  plan: PlanInfo,
+  call: CallShape,
+  callsComing: number,
+) {
+  const take = book.store.take;
+  if (!take || lease.renewing || lease.closed || currentHeadroom(u, Date.now()).requests >= 1) return;
+  const work = takeFromUpstash(take, u, lease.userId, plan, callTokens(plan, call), callsComing).catch(
+    () => {},
+  );
+  lease.renewing = work;
+  lease.active++;
+  work.finally(() => {
+    lease.renewing = null;
+    release(book, u, lease);
+  });
 }
