@@ -172,6 +172,11 @@ function timeline(psql, runs, seen) {
     between: 0,
     end: 0,
     total: 0,
+    // The model steps after a run's first (its admission, lease call included, is the run's): what each adds.
+    laterSteps: 0,
+    laterSend: 0,
+    laterBack: 0,
+    laterBetween: 0,
   };
   if (runs.length === 0) return out;
   const byNonce = new Map();
@@ -192,9 +197,17 @@ function timeline(psql, runs, seen) {
     out.toolSteps += model.length - 1;
     out.post += msOf(model[0].s) - run.t0; // HTTP, auth, start_agent_run, begin, the thread
     for (let k = 0; k < model.length; k++) {
-      out.send += arrivals[k] - msOf(model[k].s); // the AI SDK's request, in-process gateway admission, forward
-      out.back += msOf(model[k].e) - arrivals[k]; // the fake's answer, back through the gateway, settlement wait
-      if (k + 1 < model.length) out.between += msOf(model[k + 1].s) - msOf(model[k].e); // step rows, the tool
+      const send = arrivals[k] - msOf(model[k].s); // the AI SDK's request, in-process gateway admission, forward
+      const back = msOf(model[k].e) - arrivals[k]; // the fake's answer, back through the gateway and the SDK
+      out.send += send;
+      out.back += back;
+      if (k + 1 < model.length) out.between += msOf(model[k + 1].s) - msOf(model[k].e); // the tool, its step
+      if (k > 0) {
+        out.laterSteps++;
+        out.laterSend += send;
+        out.laterBack += back;
+        out.laterBetween += msOf(model[k].s) - msOf(model[k - 1].e);
+      }
     }
     out.end += run.t1 - msOf(model.at(-1).e); // finish_agent_run, the events, the JSON answer
     out.total += run.t1 - run.t0;
@@ -454,6 +467,24 @@ function overheadSection(p, overhead, cfg, intro = true) {
         tot("send") + tot("back") - fake + tot("between"),
       );
       p();
+      const later = tot("laterSteps");
+      if (later > 0) {
+        const laterFake = bd.reduce((s, b) => s + b.direct * b.laterSteps, 0);
+        const perLater = (ms) => f(ms / later);
+        p(
+          `The ${later} model steps after a run's first (a run's first call also waits for the lease of the whole run, ` +
+            `a per-run cost), mean ms each: the tool before it and its step ${
+              perLater(tot("laterBetween"))
+            }, ` +
+            `to the fake ${perLater(tot("laterSend"))}, back ${
+              perLater(tot("laterBack"))
+            }, of which the fake ` +
+            `${perLater(laterFake)}: **${
+              perLater(tot("laterBetween") + tot("laterSend") + tot("laterBack") - laterFake)
+            } ms added per step after the first** (target ≤ 2 ms).`,
+        );
+        p();
+      }
     }
     if (overhead.sql === null) {
       p("Server-side SQL: not shown, pg_stat_statements was reset during these runs (by another session).");
