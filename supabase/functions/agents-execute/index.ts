@@ -59,6 +59,7 @@ async function execute(req: Request, ctx: RequestContext): Promise<Response> {
       sessionId: started.session_id,
       userId: user.id,
       userToken: bearerOrApiKey(req),
+      user: user.claims,
       settings,
       log: log.child({ run_id: started.run_id }),
     }, events));

@@ -1,7 +1,7 @@
 // The employee's model as an AI SDK model whose every request goes through the gateway pipeline in-process
 // (createInProcessGateway: the proxies' admission, hold, limits, settlement and metering; no HTTP hop): the
 // provider SDK is given the user's token as its API key and a fetch that hands the request it built to the
-// gateway of that provider, with the run's session and run beside it.
+// gateway of that provider, with the run's user (verified when it started), session and run beside it.
 import { createAnthropic } from "npm:@ai-sdk/anthropic@4.0.105";
 import { createGoogleGenerativeAI } from "npm:@ai-sdk/google@4.0.121";
 import { createOpenAI } from "npm:@ai-sdk/openai@4.0.118";

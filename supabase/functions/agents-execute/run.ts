@@ -12,6 +12,7 @@
 // step's write). Every step's write is sent as it ends, write-behind (step-writer.ts), so a worker that dies leaves
 // a run the sweep expires, and nothing half-written.
 import { type ModelMessage, streamText, type ToolSet, zodSchema } from "npm:ai@7.0.173";
+import type { UserClaims } from "../_shared/auth/verify.ts";
 import type { InProcessCall } from "../_shared/gateway/handler.ts";
 import type { Provider } from "../_shared/gateway/providers/adapter.ts";
 import { withTimeout } from "../_shared/platform/deadline.ts";
@@ -40,6 +41,8 @@ export type RunInput = {
   sessionId: string;
   userId: string;
   userToken: string;
+  /** The user, verified from that token when the run was started (the token may expire before the run ends). */
+  user: UserClaims;
   settings: AgentSettings;
   log: Logger;
 };
@@ -315,6 +318,7 @@ async function modelStep(
   const startedAt = new Date().toISOString();
   let requestId: string | null = null;
   const call = (): InProcessCall => ({
+    user: input.user,
     sessionId: input.sessionId,
     runId: input.runId,
     // The steps it may still take: admitted from one lease, not one lease renewal each.
@@ -398,6 +402,7 @@ function aiToolsOf(tools: AgentTool[]): ToolSet {
 
 function contextFor(input: Running, signal: AbortSignal): ToolContext {
   const call = (): InProcessCall => ({
+    user: input.user,
     sessionId: input.sessionId,
     runId: input.runId,
     ...settlementOf(input),

@@ -21,6 +21,7 @@ import { deleteTestUsers, testSql, type TestUser } from "./_lib/db.ts";
 import { type FakeLlm, lastUserTextIn, toolResultsIn } from "./_lib/fake-llm.ts";
 import { gatewayKit, gatewayTest, type GwUser, MODEL, sleep } from "./_lib/gateway.ts";
 import { anonClient, clientWithToken } from "./_lib/supabase.ts";
+import { hs256, userClaims } from "./_lib/tokens.ts";
 
 const sql = testSql(6);
 const users: TestUser[] = [];
@@ -113,6 +114,40 @@ agentTest(
     // Over: the session takes the next run.
     const third = await runJson(await execute(user.token, { session_id: sessionId, message: "now?" }));
     assert.equal(third.run.status, "completed");
+  },
+);
+
+agentTest(
+  "a run outlives the token it was started with: its later calls are its user's, not refused as expired",
+  async ({ fake, user, hireId }) => {
+    // A token with at most two seconds left; the first model call streams for longer (its events 0.5 s apart).
+    const token = await hs256(userClaims(user.id, user.email), undefined, 2);
+    fake.setScript({ reply: "Done." });
+    fake.setScript({
+      times: 1,
+      reply: "Working on it.",
+      chunks: 3,
+      chunkDelayMs: 500,
+      toolCalls: [calc("6*7")],
+    });
+    const { run, message } = await runJson(await execute(token, { hire_id: hireId, message: "slow" }));
+    assert.equal(run.status, "completed", JSON.stringify(run));
+    assert.equal(message?.content, "Working on it.\n\nDone.");
+    const steps = await stepsOf(sql, run.id);
+    assert.deepEqual(steps.map((s) => [s.kind, s.status]), [
+      ["model_call", "completed"],
+      ["tool_call", "completed"],
+      ["model_call", "completed"],
+    ]);
+    // The second call, made after the token expired, is billed to the run's user.
+    const [usage] = await sql`
+      select count(*)::int as n, count(distinct user_id)::int as users, min(user_id::text) as user_id
+        from public.token_usage where run_id = ${run.id}`;
+    assert.deepEqual({ ...usage }, { n: 2, users: 1, user_id: user.id });
+    // And the token itself is refused now, as any expired token is.
+    const late = await execute(token, { hire_id: hireId, message: "again" });
+    assert.equal(late.status, 401);
+    await late.body?.cancel();
   },
 );
 

@@ -8,6 +8,7 @@
 // read as the user, so user A never sees user B's usage.
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.10.2";
+import { verifyUserToken } from "../_shared/auth/verify.ts";
 import { createInProcessGateway } from "../_shared/gateway/handler.ts";
 import { perplexity } from "../_shared/gateway/providers/perplexity.ts";
 import { z } from "../_shared/http/validation.ts";
@@ -583,7 +584,8 @@ async function withInProcessPerplexity(
   try {
     await fn({
       sql,
-      callProviderAs: (token, call) => (_provider, path, body, signal) =>
+      // The user verified from the token first, as agents-execute does when it starts the run.
+      callProviderAs: (token, call) => async (_provider, path, body, signal) =>
         gateway(
           new Request(`http://127.0.0.1/perplexity-proxy${path}`, {
             method: "POST",
@@ -591,7 +593,7 @@ async function withInProcessPerplexity(
             body: JSON.stringify(body),
             signal,
           }),
-          { ...call, onAdmitted: (id) => requestIds.push(id) },
+          { ...call, user: await verifyUserToken(token), onAdmitted: (id) => requestIds.push(id) },
         ),
       newUser: kit.newUser,
       usageRow: kit.usageRow,

@@ -5,9 +5,11 @@
 //   timeouts (504/502) → answer, metered (streams pass through as they arrive) → settle the usage after the
 //   answer is handed back (settlement/).
 //   parse.ts · admit.ts · forward.ts · meter.ts · settle.ts; the instance and its shutdown: instance.ts.
-// The agents runtime calls the same pipeline in-process (createInProcessGateway): its requests carry the user's
-// token like any SDK call, and what only the server may say about a call (its chat session and agent run, and who
-// wants to hear how it settled) travels beside the request object, never in it, so no client can claim it.
+// The agents runtime calls the same pipeline in-process (createInProcessGateway): its requests are built like any
+// SDK call (the user's token as the API key), and what only the server may say about a call (the user its run was
+// started for, verified then; its chat session and agent run; who wants to hear how it settled) travels beside the
+// request object, never in it, so no client can claim it.
+import type { UserClaims } from "../auth/verify.ts";
 import { type RequestContext, withHttp } from "../http/with-http.ts";
 import { callShape } from "./admit.ts";
 import type { CallState } from "./billed.ts";
@@ -22,6 +24,11 @@ import type { Recorded } from "./settlement/record.ts";
 
 /** What the agents runtime says about a call it makes in-process: never read from the request itself. */
 export type InProcessCall = {
+  /**
+   * The user, as verified from their token when the run was started: a run that outlives the token (an access
+   * token lasts an hour, and a client may start a run with seconds left on it) is not refused halfway.
+   */
+  user: UserClaims;
   sessionId: string;
   runId: string;
   /**
@@ -52,7 +59,8 @@ export function createGatewayHandler(adapter: ProviderAdapter, options: GatewayO
 /**
  * The gateway pipeline as a function for the agents runtime (one instance per provider in its process): the same
  * admission, hold, limits, settlement and metering as the proxy, without an HTTP hop. The request is built as the
- * provider's SDK builds it, with the user's token as its API key.
+ * provider's SDK builds it, with the user's token as its API key; the user is the one the run was started for
+ * (InProcessCall.user).
  */
 export function createInProcessGateway(adapter: ProviderAdapter, options: GatewayOptions) {
   const handler = createGatewayHandler(adapter, options);
@@ -66,7 +74,9 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
   const route = routeOf(gateway.adapter, ctx.url);
   // The endpoint the path names reads, forwards and meters the call (a provider may serve several).
   const adapter = route.endpoint ?? gateway.adapter;
-  const claims = await callerClaims(req, ctx.log);
+  const inProcess = inProcessCalls.get(req);
+  // An in-process call is the user its run was started for; any other, whoever its token verifies as.
+  const claims = inProcess?.user ?? await callerClaims(req, ctx.log);
   const log = ctx.log.child({ user_id: claims.sub, provider: adapter.provider });
   const { raw, body, described } = await readCall(req, adapter, route);
   const key = providerKey(adapter);
@@ -75,7 +85,6 @@ async function handle(gateway: GatewayInstance, req: Request, ctx: RequestContex
   // Admit: from this instance's lease of the user's budget and limits, or after renewing it (one SQL call and,
   // when Upstash counts the limits, one Upstash call).
   const inputEstimate = described.free ? 0 : estimateInputTokens(utf8Bytes(raw));
-  const inProcess = inProcessCalls.get(req);
   const ticket = await gateway.leases.admit(
     claims.sub,
     callShape(described, inputEstimate),
