@@ -336,7 +336,6 @@ create function private.gateway_lease(
   limit_value integer,
   limit_reset_at timestamptz,
   balance bigint,
-  total_balance bigint,
   pricing_id bigint,
   input_micro_usd_per_mtok bigint,
   cache_write_micro_usd_per_mtok bigint,
@@ -491,7 +490,6 @@ begin
   v_want := greatest(v_need, hold_tokens * v_calls - v_have);
   select b.balance, b.held into v_balance, v_held from public.token_balances b where b.user_id = p_user_id for update;
   balance := v_balance - v_held;
-  total_balance := v_balance;
   if v_balance <= 0 and not p_ahead then
     outcome := 'payment_required';
     message := format('Token balance exhausted (%s): add tokens to make calls', v_balance);
@@ -542,9 +540,8 @@ comment on function private.gateway_lease(uuid, text, text, text, bigint, intege
   '(payment_required while the balance is <= 0 or the unreserved balance cannot cover this call; beyond the call, '
   'at most a quarter of it). A call''s hold is private._hold_tokens over its input estimate (the plan''s '
   'max_input_tokens when p_input_unbounded) and capped max output. Returns the plan''s limits, the model''s prices '
-  'and the rate (so the instance can hold its next calls from memory), what was granted, the unreserved balance '
-  'after it and the balance itself (at or below zero, an instance stops admitting from memory). p_have_*: what '
-  'the instance already has; p_ahead: topping up before it is needed.';
+  'and the rate (so the instance can hold its next calls from memory), what was granted, and the unreserved '
+  'balance after it. p_have_*: what the instance already has; p_ahead: topping up before it is needed.';
 
 create function private.gateway_admit(
   p_user_id uuid,
