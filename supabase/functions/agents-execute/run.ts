@@ -11,7 +11,13 @@
 // A heartbeat beats every few seconds meanwhile (a cancel asked on another instance arrives with it, or with a
 // step's write). Every step's write is sent as it ends, write-behind (step-writer.ts), so a worker that dies leaves
 // a run the sweep expires, and nothing half-written.
-import { type ModelMessage, streamText, type ToolSet, zodSchema } from "npm:ai@7.0.173";
+import {
+  type ModelMessage,
+  streamText,
+  type SystemModelMessage,
+  type ToolSet,
+  zodSchema,
+} from "npm:ai@7.0.173";
 import type { UserClaims } from "../_shared/auth/verify.ts";
 import type { InProcessCall } from "../_shared/gateway/handler.ts";
 import type { Provider } from "../_shared/gateway/providers/adapter.ts";
@@ -181,7 +187,14 @@ async function steps(
   const messages: ModelMessage[] = await threadWindow(run, settings.contextTokens);
   const seenCalls = new Set<string>();
   const toolContext = contextFor(input, abort.signal);
-  const generation = (run.generation_settings ?? {}) as Record<string, unknown>;
+  // What every model call of the run is made with (the stable prefix's cache key hashed once).
+  const setup: ModelSetup = {
+    run,
+    generation: (run.generation_settings ?? {}) as Record<string, unknown>,
+    tools: toolSet,
+    instructions: systemMessage(run),
+    cacheKey: await promptCacheKey(run),
+  };
 
   for (let modelCalls = 0;; modelCalls++) {
     writer.check();
@@ -201,16 +214,7 @@ async function steps(
     }
     if (modelCalls >= run.max_steps) return { status: "incomplete", reason: "max_steps" };
 
-    const step = await modelStep(
-      input,
-      run,
-      generation,
-      messages,
-      toolSet,
-      events,
-      abort.signal,
-      run.max_steps - modelCalls,
-    );
+    const step = await modelStep(input, setup, messages, events, abort.signal, run.max_steps - modelCalls);
     answer.gateway_request_id = step.requestId;
     if (step.text) {
       answer.content += (answer.content ? "\n\n" : "") + step.text;
@@ -304,13 +308,20 @@ async function steps(
   }
 }
 
+/** What every model call of a run is made with: its model, settings, tools and stable prefix. */
+type ModelSetup = {
+  run: BegunRun;
+  generation: Record<string, unknown>;
+  tools: ToolSet;
+  instructions: SystemModelMessage;
+  cacheKey: string;
+};
+
 /** One model call, streamed: its deltas become message.delta events as they come. */
 async function modelStep(
   input: Running,
-  run: BegunRun,
-  generation: Record<string, unknown>,
+  { run, generation, tools, instructions, cacheKey }: ModelSetup,
   messages: ModelMessage[],
-  tools: ToolSet,
   events: RunEvents,
   signal: AbortSignal,
   stepsLeft: number,
@@ -328,7 +339,7 @@ async function modelStep(
   const model = modelFor(run.provider, run.model, generation, input.userToken, call);
   const result = streamText({
     model,
-    instructions: systemMessage(run),
+    instructions,
     messages,
     tools: Object.keys(tools).length > 0 ? tools : undefined,
     maxOutputTokens: run.max_output_tokens,
@@ -341,7 +352,7 @@ async function modelStep(
     // OpenAI routes calls with the same key to the same cache: the stable prefix's own hash. Nothing is stored at
     // OpenAI (store: false), so the Responses API is sent every item in full, never a reference to a stored one
     // (input the gateway could not measure).
-    providerOptions: { openai: { promptCacheKey: await promptCacheKey(run), store: false } },
+    providerOptions: { openai: { promptCacheKey: cacheKey, store: false } },
   });
   let text = "";
   let failure: unknown = null;

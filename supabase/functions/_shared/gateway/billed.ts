@@ -4,7 +4,7 @@
 // provider reported and what was delivered (the input estimate; the generated text forwarded, at about 3 bytes a
 // token), and flagged as estimated.
 import type { Ticket } from "./admission/book.ts";
-import { type ProviderAdapter, tokensForBytes, type Usage } from "./providers/adapter.ts";
+import { NO_USAGE, type ProviderAdapter, tokensForBytes, type Usage } from "./providers/adapter.ts";
 import type { UsageRecord } from "./settlement/record.ts";
 
 /** One admitted call, as its usage record needs it. */
@@ -30,15 +30,6 @@ export type Billed =
   | { kind: "answered"; usage: Usage | null; outputBytes: number }
   /** It was cut off (timeout, client gone, upstream failed, shutdown): at least what was delivered. */
   | { kind: "cut_off"; usage: Usage | null; outputBytes: number };
-
-const NO_USAGE: Usage = {
-  inputTokens: 0,
-  cachedInputTokens: 0,
-  cacheWriteTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-  estimated: false,
-};
 
 /** The tokens billed: what was reported, or at least what was delivered when the report cannot be trusted. */
 function billedUsage(call: CallState, billed: Billed): Usage {

@@ -18,6 +18,16 @@ export type Usage = {
   estimated: boolean;
 };
 
+/** No tokens of any kind: a call that used none (a token count), or nothing reported and nothing delivered. */
+export const NO_USAGE: Usage = {
+  inputTokens: 0,
+  cachedInputTokens: 0,
+  cacheWriteTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  estimated: false,
+};
+
 /** One server-sent event as it arrived: its raw text (re-sent unchanged) and its parsed fields. */
 export type SseEvent = { raw: string; event?: string; data: string };
 

@@ -4,10 +4,10 @@
 // plan allows and that has a price. Its allow-list is the SDK's MessageCountTokensParams minus the header params
 // (user_profile_id, workspace_id) in the body; tools of any kind pass, since a count runs none.
 import { z } from "../../http/validation.ts";
-import type { ProviderAdapter } from "./adapter.ts";
+import { NO_USAGE, type ProviderAdapter } from "./adapter.ts";
 import { ANTHROPIC_API, conversationFields } from "./anthropic-api.ts";
 import { allowList } from "./fields.ts";
-import { describeCount, NO_TOKENS, noStream } from "./no-output.ts";
+import { describeCount, noStream } from "./no-output.ts";
 
 export const countTokensFields = {
   ...conversationFields,
@@ -31,7 +31,8 @@ export const anthropicCountTokens: ProviderAdapter<CountTokensBody> = {
   ) => (path === "/v1/messages/count_tokens" ? { upstreamPath: "/v1/messages/count_tokens" } : null),
   describe: (body) => describeCount(body.model),
   prepare: (body) => ({ body, clientWantsUsage: true }),
-  usageFromJson: () => NO_TOKENS,
+  // What a token count is billed, whatever the provider answered: nothing (a usage row with no tokens).
+  usageFromJson: () => NO_USAGE,
   outputTextOf: () => "",
   createStreamMeter: noStream,
 };

@@ -3,10 +3,10 @@
 // no input and no output, so it counts only against the requests-per-minute limit and leaves a usage row with no
 // tokens (no-output.ts). The model must still be one the plan allows and that has a price.
 import { z } from "../../http/validation.ts";
-import type { ProviderAdapter, Route } from "./adapter.ts";
+import { NO_USAGE, type ProviderAdapter, type Route } from "./adapter.ts";
 import { allowList } from "./fields.ts";
 import { both, GEMINI_API, MODEL_METHOD, oneSpelling } from "./google-api.ts";
-import { describeCount, NO_TOKENS, noStream } from "./no-output.ts";
+import { describeCount, noStream } from "./no-output.ts";
 
 export type CountTokensBody = Record<string, unknown>;
 
@@ -32,7 +32,8 @@ export const geminiCountTokens: ProviderAdapter<CountTokensBody> = {
   },
   describe: (_body, route) => describeCount(route.model!),
   prepare: (body) => ({ body, clientWantsUsage: true }),
-  usageFromJson: () => NO_TOKENS,
+  // What a token count is billed, whatever the provider answered: nothing (a usage row with no tokens).
+  usageFromJson: () => NO_USAGE,
   outputTextOf: () => "",
   createStreamMeter: noStream,
 };

@@ -1,7 +1,7 @@
 // What the endpoints that generate no tokens share (embeddings, token counts): they never stream, and a count
 // costs nothing. An endpoint describes its call with requestedMaxOutput 0 (admission then holds and counts no
 // output: admission/hold.ts maxOutputOf); a count also says `free`, so it holds nothing at all.
-import type { Described, StreamMeter, Usage } from "./adapter.ts";
+import type { Described, StreamMeter } from "./adapter.ts";
 
 /** These endpoints never stream; a stream meter is only there to satisfy the interface (it sees no events). */
 export const noStream = (): StreamMeter => ({
@@ -22,13 +22,3 @@ export const describeEmbedding = (model: string): Described => ({
 
 /** A token count: free, so it is limited only by the requests-per-minute limit and its usage row has no tokens. */
 export const describeCount = (model: string): Described => ({ ...describeEmbedding(model), free: true });
-
-/** What a token count is billed, whatever the provider answered: nothing (a usage row with no tokens). */
-export const NO_TOKENS: Usage = {
-  inputTokens: 0,
-  cachedInputTokens: 0,
-  cacheWriteTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-  estimated: false,
-};
